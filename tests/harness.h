@@ -1,0 +1,64 @@
+/* harness.h - a minimal test harness: checks count, failures print where
+ * and why, and the run ends with the plain "N passed, N failed" line. */
+#ifndef KG_TEST_HARNESS_H
+#define KG_TEST_HARNESS_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int th_passed, th_failed;
+static const char *th_current = "";
+
+#define CHECK(cond)                                                         \
+	do {                                                                    \
+		if (cond) {                                                         \
+			th_passed++;                                                    \
+		} else {                                                            \
+			th_failed++;                                                    \
+			fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__,    \
+			        th_current, #cond);                                     \
+		}                                                                   \
+	} while (0)
+
+/* Checks that a kgstore call returns `expect`; prints the store's message. */
+#define CHECK_RC(store, call, expect)                                       \
+	do {                                                                    \
+		int rc_ = (call);                                                   \
+		if (rc_ == (expect)) {                                              \
+			th_passed++;                                                    \
+		} else {                                                            \
+			th_failed++;                                                    \
+			fprintf(stderr, "FAIL %s:%d [%s]: %s returned %d, expected %d: %s\n", \
+			        __FILE__, __LINE__, th_current, #call, rc_, (int)(expect), \
+			        (store) ? kg_errmsg(store) : "");                       \
+		}                                                                   \
+	} while (0)
+
+#define CHECK_OK(store, call) CHECK_RC(store, call, 0)
+
+#define CHECK_STR(a, b)                                                     \
+	do {                                                                    \
+		const char *a_ = (a), *b_ = (b);                                    \
+		if (a_ && b_ && strcmp(a_, b_) == 0) {                              \
+			th_passed++;                                                    \
+		} else {                                                            \
+			th_failed++;                                                    \
+			fprintf(stderr, "FAIL %s:%d [%s]: %s == \"%s\", expected \"%s\"\n", \
+			        __FILE__, __LINE__, th_current, #a, a_ ? a_ : "(null)",   \
+			        b_ ? b_ : "(null)");                                    \
+		}                                                                   \
+	} while (0)
+
+#define RUN(fn)                                                             \
+	do {                                                                    \
+		th_current = #fn;                                                   \
+		fn();                                                               \
+	} while (0)
+
+static inline int th_summary(const char *suite)
+{
+	printf("%s: %d passed, %d failed\n", suite, th_passed, th_failed);
+	return th_failed ? 1 : 0;
+}
+
+#endif
