@@ -724,8 +724,13 @@ void kg_format_time(int64_t us, char buf[32])
 	int64_t y;
 	unsigned m, d;
 	civil_from_days(days, &y, &m, &d);
-	snprintf(buf, 32, "%04lld-%02u-%02uT%02d:%02d:%02d.%06lld", (long long)y, m, d,
-	         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (long long)frac);
+	/* Years outside 0..9999 cannot be written in this form: clamp them. */
+	if (y < 0)
+		y = 0;
+	if (y > 9999)
+		y = 9999;
+	snprintf(buf, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%06d", (int)y, m % 100, d % 100,
+	         (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
 }
 
 static int take_digits(const char **p, int n, int *out)
