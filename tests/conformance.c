@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 
 #include "harness.h"
 #include "kgstore.h"
+#include "kgstore/backend.h"
 
 static const char *g_uri;
 
@@ -64,12 +67,42 @@ static void clear_all(kg_store *s)
 	kg_clear(s);
 }
 
+/*
+ * "generic:" is the memory backend with every optional operation removed,
+ * so the core's generic algorithms answer the same assertions the native
+ * overrides do.
+ */
+static int open_uri(const char *uri, kg_store **s)
+{
+	if (strcmp(uri, "generic:") != 0)
+		return kg_open(uri, s);
+	kg_backend *b = NULL;
+	char err[256];
+	*s = NULL;
+	int rc = kg_memory_backend_new(NULL, &b, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "%s\n", err);
+		return rc;
+	}
+	b->neighbors = NULL;
+	b->traverse = NULL;
+	b->find_paths = NULL;
+	b->subgraph = NULL;
+	b->list_entities = NULL;
+	b->vector_search = NULL;
+	b->text_search = NULL;
+	b->add_indexed_property = NULL;
+	b->lookup_by_property = NULL;
+	b->caps &= ~(unsigned)(KG_CAP_NATIVE_PATHS | KG_CAP_PROPERTY_INDEX);
+	return kg_store_from_backend(b, s);
+}
+
 /* A fresh, empty store; aborts the run if the backend cannot be opened. */
 static kg_store *open_fresh(void)
 {
 	kg_store *s = NULL;
 	remove_sqlite_file(g_uri);
-	int rc = kg_open(g_uri, &s);
+	int rc = open_uri(g_uri, &s);
 	if (rc != 0) {
 		fprintf(stderr, "cannot open %s: %s\n", g_uri, kg_errmsg(s));
 		kg_close(s);
@@ -936,7 +969,7 @@ static void test_listing(void)
 		n++;
 		CHECK_STR(e->entity_type, "Beta");
 	}
-	CHECK(rc == 0 && n == 9);
+	CHECK(rc == 0 && n == 8); /* 9 Beta, less the one deleted above */
 	kg_entity_iter_free(it);
 
 	add_e(s, "x", "T");
@@ -1398,7 +1431,8 @@ static void test_tenants(void)
 typedef struct reader_arg {
 	kg_store *s;
 	volatile int *stop;
-	size_t reads, bad;
+	atomic_size_t reads;
+	size_t bad;
 } reader_arg;
 
 static void *reader_main(void *p)
@@ -1427,7 +1461,7 @@ static void *reader_main(void *p)
 				if (strncmp(l->items[i]->id, "w", 1) != 0)
 					a->bad++;
 		kg_entity_list_free(l);
-		a->reads++;
+		atomic_fetch_add(&a->reads, 1);
 	}
 	return NULL;
 }
@@ -1441,9 +1475,17 @@ static void test_threads(void)
 	pthread_t th[READERS];
 	reader_arg args[READERS];
 	for (int i = 0; i < READERS; i++) {
-		args[i] = (reader_arg){ s, &stop, 0, 0 };
+		args[i].s = s;
+		args[i].stop = &stop;
+		atomic_init(&args[i].reads, 0);
+		args[i].bad = 0;
 		pthread_create(&th[i], NULL, reader_main, &args[i]);
 	}
+	/* Every reader is running before the writes start (a slow or
+	 * serialising scheduler, as under valgrind, must not skip them). */
+	for (int i = 0; i < READERS; i++)
+		while (atomic_load(&args[i].reads) == 0)
+			sched_yield();
 	int write_errors = 0;
 	char id[32], rid[32];
 	for (int i = 0; i < 400; i++) {
@@ -1461,7 +1503,7 @@ static void test_threads(void)
 	size_t reads = 0, bad = 0;
 	for (int i = 0; i < READERS; i++) {
 		pthread_join(th[i], NULL);
-		reads += args[i].reads;
+		reads += atomic_load(&args[i].reads);
 		bad += args[i].bad;
 	}
 	CHECK(write_errors == 0);
@@ -1506,7 +1548,7 @@ int main(int argc, char **argv)
 	}
 	/* Leave nothing behind in a shared server. */
 	kg_store *s = NULL;
-	if (kg_open(g_uri, &s) == 0)
+	if (open_uri(g_uri, &s) == 0)
 		clear_all(s);
 	kg_close(s);
 	remove_sqlite_file(g_uri);

@@ -415,7 +415,8 @@ int kg_stats_builder_finish(kg_stats_builder *sb, const char *backend, kg_stats 
 {
 	int rc = 0;
 	*out = NULL;
-	qsort(sb->rows, sb->n, sizeof(*sb->rows), stat_row_cmp);
+	if (sb->n)
+		qsort(sb->rows, sb->n, sizeof(*sb->rows), stat_row_cmp);
 	size_t strings = str_size(backend);
 	for (size_t i = 0; i < sb->n; i++)
 		strings += strlen(sb->rows[i].type) + 1;

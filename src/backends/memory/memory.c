@@ -1367,7 +1367,8 @@ static int mem_neighbors(kg_backend *b, kg_call *c, const char *id, const char *
 		for (uint32_t i = 0; i < e->in.n; i++)
 			if (type_ok(relation_type, p->rels[e->in.v[i]].rec->relation_type))
 				found[n++] = p->rels[e->in.v[i]].src;
-	qsort(found, n, sizeof(*found), u32_cmp);
+	if (n)
+		qsort(found, n, sizeof(*found), u32_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i && found[i] == found[i - 1])
 			continue;
@@ -1856,7 +1857,8 @@ static void heap_offer(scored_slot *h, size_t *n, size_t k, scored_slot x)
 
 static int emit_scored(partition *p, scored_slot *h, size_t n, kg_entity_list **out)
 {
-	qsort(h, n, sizeof(*h), scored_cmp);
+	if (n)
+		qsort(h, n, sizeof(*h), scored_cmp);
 	kg_entity_list *l = kg_entity_list_new();
 	if (!l)
 		return KG_ENOMEM;
