@@ -100,8 +100,10 @@ static void u32vec_remove(u32vec *a, uint32_t x)
  * probing with backward-shift deletion, so no tombstones. */
 typedef struct idmap_entry {
 	const char *key; /* NULL = empty */
+	const void *rec; /* the record the key is in: a get needs no other memory */
 	uint64_t hash;
 	uint32_t slot;
+	uint32_t size;   /* entities: the record's block size (0: unknown) */
 } idmap_entry;
 
 typedef struct idmap {
@@ -150,13 +152,14 @@ static int idmap_reserve(idmap *m, size_t extra)
 }
 
 /* The caller has reserved room and knows the key is absent. */
-static void idmap_put(idmap *m, const char *key, uint64_t h, uint32_t slot)
+static size_t idmap_put(idmap *m, const char *key, const void *rec, uint64_t h, uint32_t slot)
 {
 	size_t i = h & m->mask;
 	while (m->e[i].key)
 		i = (i + 1) & m->mask;
-	m->e[i] = (idmap_entry){ key, h, slot };
+	m->e[i] = (idmap_entry){ key, rec, h, slot, 0 };
 	m->count++;
+	return i;
 }
 
 static void idmap_remove_at(idmap *m, size_t i)
@@ -692,12 +695,31 @@ static int rels_reserve(partition *p, size_t extra)
 	return idmap_reserve(&p->rel_ids, extra);
 }
 
+/* The size kg_entity_dup gives a record's block, or 0 past 4 GB. */
+static uint32_t entity_block_size(const kg_entity *e)
+{
+	size_t n = sizeof(kg_entity) + e->embedding_dim * sizeof(float) + strlen(e->id) + 1 +
+	           strlen(e->entity_type) + 1 + strlen(e->properties) + 1 + (e->source ? strlen(e->source) + 1 : 0) +
+	           (e->tenant_id ? strlen(e->tenant_id) + 1 : 0);
+	return n > UINT32_MAX ? 0 : (uint32_t)n;
+}
+
+#define RELOCATE(field, from, to) \
+	((field) ? (void *)((char *)(to) + ((const char *)(field) - (const char *)(from))) : NULL)
+
+/* Files an entity under its id, with its block size for entity_clone. */
+static void ent_map_put(idmap *m, kg_entity *rec, uint32_t slot)
+{
+	size_t i = idmap_put(m, rec->id, rec, hash_str(rec->id), slot);
+	m->e[i].size = entity_block_size(rec);
+}
+
 /* Appends an entity record (owned from now on); room was reserved. */
 static uint32_t ent_append(partition *p, kg_entity *rec)
 {
 	uint32_t slot = (uint32_t)p->n_ents++;
 	p->ents[slot] = (ent_slot){ .seq = p->next_seq++, .rec = rec };
-	idmap_put(&p->ent_ids, rec->id, hash_str(rec->id), slot);
+	ent_map_put(&p->ent_ids, rec, slot);
 	p->live_ents++;
 	return slot;
 }
@@ -719,7 +741,7 @@ static kg_entity *ent_unlink(partition *p, uint32_t slot)
 static void ent_relink(partition *p, uint32_t slot, kg_entity *rec)
 {
 	p->ents[slot].rec = rec;
-	idmap_put(&p->ent_ids, rec->id, hash_str(rec->id), slot);
+	ent_map_put(&p->ent_ids, rec, slot);
 	p->live_ents++;
 	indexes_update(p, NULL, rec, slot);
 }
@@ -728,8 +750,11 @@ static void ent_set_record(partition *p, uint32_t slot, kg_entity *rec)
 {
 	kg_entity *old = p->ents[slot].rec;
 	ptrdiff_t i = idmap_find(&p->ent_ids, old->id, hash_str(old->id));
-	if (i >= 0)
+	if (i >= 0) {
 		p->ent_ids.e[i].key = rec->id; /* the key points into the record */
+		p->ent_ids.e[i].rec = rec;
+		p->ent_ids.e[i].size = entity_block_size(rec);
+	}
 	p->ents[slot].rec = rec;
 	indexes_update(p, old, rec, slot);
 }
@@ -771,7 +796,7 @@ static kg_relation *rel_unlink(partition *p, uint32_t slot)
 static int rel_relink(partition *p, uint32_t slot, kg_relation *rec)
 {
 	p->rels[slot].rec = rec;
-	idmap_put(&p->rel_ids, rec->id, hash_str(rec->id), slot);
+	idmap_put(&p->rel_ids, rec->id, rec, hash_str(rec->id), slot);
 	p->live_rels++;
 	return rel_link(p, slot);
 }
@@ -843,10 +868,10 @@ static void partition_compact(mem_backend *mb, partition *p)
 			e->out.v[k] = rmap[e->out.v[k]];
 		for (uint32_t k = 0; k < e->in.n; k++)
 			e->in.v[k] = rmap[e->in.v[k]];
-		idmap_put(&eids, e->rec->id, hash_str(e->rec->id), (uint32_t)i);
+		ent_map_put(&eids, e->rec, (uint32_t)i);
 	}
 	for (size_t i = 0; i < nr; i++)
-		idmap_put(&rids, p->rels[i].rec->id, hash_str(p->rels[i].rec->id), (uint32_t)i);
+		idmap_put(&rids, p->rels[i].rec->id, p->rels[i].rec, hash_str(p->rels[i].rec->id), (uint32_t)i);
 	idmap_clear(&p->ent_ids);
 	idmap_clear(&p->rel_ids);
 	p->ent_ids = eids;
@@ -974,16 +999,38 @@ static int mem_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, si
 	return rc;
 }
 
+/* A stored record's copy in one memcpy: its block holds every string, so
+ * the copy's pointers are the old ones moved by the same offset. The hot
+ * path of kg_get_entity. */
+static kg_entity *entity_clone(const idmap_entry *x)
+{
+	const kg_entity *src = x->rec;
+	if (!x->size)
+		return kg_entity_dup(src);
+	kg_entity *e = malloc(x->size);
+	if (!e)
+		return NULL;
+	memcpy(e, src, x->size);
+	e->id = RELOCATE(src->id, src, e);
+	e->entity_type = RELOCATE(src->entity_type, src, e);
+	e->properties = RELOCATE(src->properties, src, e);
+	e->embedding = RELOCATE(src->embedding, src, e);
+	e->source = RELOCATE(src->source, src, e);
+	e->tenant_id = RELOCATE(src->tenant_id, src, e);
+	return e;
+}
+
 static int mem_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity **out)
 {
 	mem_backend *mb = mb_of(b);
-	rd_lock(mb);
-	ent_slot *e = find_ent(find_partition(mb, c->tenant), id);
 	int rc = 0;
-	if (!e)
+	rd_lock(mb);
+	partition *p = find_partition(mb, c->tenant);
+	ptrdiff_t i = p ? idmap_find(&p->ent_ids, id, hash_str(id)) : -1;
+	if (i < 0)
 		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s%s", id, c->tenant ? " in tenant " : "",
 		                   c->tenant ? c->tenant : "");
-	else if (!(*out = kg_entity_dup(e->rec)))
+	else if (!(*out = entity_clone(&p->ent_ids.e[i])))
 		rc = kg_call_error(c, KG_ENOMEM, "out of memory copying entity '%s'", id);
 	rd_unlock(mb);
 	return rc;
@@ -1141,7 +1188,7 @@ static int add_relations_locked(mem_backend *mb, kg_call *c, const kg_relation *
 			continue;
 		uint32_t slot = (uint32_t)p->n_rels++;
 		p->rels[slot] = (rel_slot){ .seq = p->next_seq++, .rec = recs[i], .src = ends[2 * i], .dst = ends[2 * i + 1] };
-		idmap_put(&p->rel_ids, recs[i]->id, hash_str(recs[i]->id), slot);
+		idmap_put(&p->rel_ids, recs[i]->id, recs[i], hash_str(recs[i]->id), slot);
 		p->live_rels++;
 		if (rel_link(p, slot) < 0) {
 			/* Take back this one and the ones before it. */
@@ -1251,6 +1298,7 @@ static int mem_update_relation(kg_backend *b, kg_call *c, const kg_relation *r, 
 	kg_relation *old = s->rec;
 	ptrdiff_t k = idmap_find(&p->rel_ids, old->id, hash_str(old->id));
 	p->rel_ids.e[k].key = rec->id;
+	p->rel_ids.e[k].rec = rec;
 	s->rec = rec;
 	mb->bytes = mb->bytes - old_cost + new_cost;
 	if (!undo_push(c, UNDO_REL_REPLACE, p, slot, old, old_src, old_dst))
@@ -2272,6 +2320,7 @@ static void undo_one(mem_backend *mb, undo_rec *u)
 		kg_relation *now = s->rec;
 		ptrdiff_t k = idmap_find(&p->rel_ids, now->id, hash_str(now->id));
 		p->rel_ids.e[k].key = ((kg_relation *)u->old)->id;
+		p->rel_ids.e[k].rec = u->old;
 		s->rec = u->old;
 		if (s->src != u->old_src || s->dst != u->old_dst) {
 			rel_unlink_adjacency(p, u->slot);
