@@ -1,0 +1,1401 @@
+/*
+ * sqlite.c - the SQLite backend, on the original system's schema.
+ *
+ * Files: the tables `entities` and `relations` exactly as the original
+ * creates them (see docs/ARCHITECTURE.md, "SQLite files"), so one file goes
+ * back and forth. Two tables are kgstore's own: `kgstore_sources` (the
+ * original had no column for an entity's or relation's `source`) and
+ * `kgstore_meta` (schema version). Insertion order is rowid order.
+ *
+ * Connections: one writer connection, used under `wlock` by one call or one
+ * transaction at a time, and a small pool of read connections (WAL lets them
+ * read while the writer writes). `:memory:` is one database, so it has the
+ * writer connection only, and reads take turns on it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kgstore/backend.h"
+
+/* ------------------------------------------------------------------ */
+/* SQL                                                                  */
+/* ------------------------------------------------------------------ */
+
+static const char SCHEMA_TABLES[] =
+	"CREATE TABLE IF NOT EXISTS entities (id TEXT NOT NULL, tenant_id TEXT, entity_type TEXT NOT NULL, "
+	"properties TEXT NOT NULL, embedding BLOB, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+	"updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (id, tenant_id));"
+	"CREATE TABLE IF NOT EXISTS relations (id TEXT NOT NULL, tenant_id TEXT, relation_type TEXT NOT NULL, "
+	"source_id TEXT NOT NULL, target_id TEXT NOT NULL, properties TEXT NOT NULL, weight REAL DEFAULT 1.0, "
+	"created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, "
+	"PRIMARY KEY (id, tenant_id));"
+	"CREATE INDEX IF NOT EXISTS idx_entities_type ON entities(entity_type);"
+	"CREATE INDEX IF NOT EXISTS idx_entities_tenant ON entities(tenant_id);"
+	"CREATE INDEX IF NOT EXISTS idx_entities_tenant_type ON entities(tenant_id, entity_type);"
+	"CREATE INDEX IF NOT EXISTS idx_relations_type ON relations(relation_type);"
+	"CREATE INDEX IF NOT EXISTS idx_relations_source ON relations(source_id);"
+	"CREATE INDEX IF NOT EXISTS idx_relations_target ON relations(target_id);"
+	"CREATE INDEX IF NOT EXISTS idx_relations_tenant_source ON relations(tenant_id, source_id);"
+	"CREATE INDEX IF NOT EXISTS idx_relations_tenant_target ON relations(tenant_id, target_id);";
+
+/* kgstore's own tables, added to original files too (the original ignores them). */
+static const char SCHEMA_OWN[] =
+	"CREATE TABLE IF NOT EXISTS kgstore_meta (key TEXT PRIMARY KEY, value TEXT);"
+	"INSERT OR IGNORE INTO kgstore_meta VALUES ('schema_version', '1');"
+	"CREATE TABLE IF NOT EXISTS kgstore_sources (kind INTEGER NOT NULL, id TEXT NOT NULL, tenant_id TEXT, "
+	"source TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX IF NOT EXISTS kgstore_sources_key ON kgstore_sources(kind, id, ifnull(tenant_id, ''));";
+
+#define ENTITY_COLS                                                                                 \
+	"e.rowid, e.id, e.tenant_id, e.entity_type, e.properties, e.embedding, e.created_at, e.updated_at, " \
+	"(SELECT source FROM kgstore_sources s WHERE s.kind = 0 AND s.id = e.id AND ifnull(s.tenant_id, '') = " \
+	"ifnull(e.tenant_id, '')) "
+#define RELATION_COLS                                                                                      \
+	"r.rowid, r.id, r.tenant_id, r.relation_type, r.source_id, r.target_id, r.properties, r.weight, "          \
+	"r.created_at, r.updated_at, (SELECT source FROM kgstore_sources s WHERE s.kind = 1 AND s.id = r.id AND " \
+	"ifnull(s.tenant_id, '') = ifnull(r.tenant_id, '')) "
+
+enum stmt_id {
+	ST_GET_ENTITY,
+	ST_HAS_ENTITY,
+	ST_INSERT_ENTITY,
+	ST_UPDATE_ENTITY,
+	ST_DELETE_ENTITY,
+	ST_DELETE_ENTITY_RELATIONS,
+	ST_GET_RELATION,
+	ST_HAS_RELATION,
+	ST_INSERT_RELATION,
+	ST_UPDATE_RELATION,
+	ST_DELETE_RELATION,
+	ST_RELATIONS_OUT,
+	ST_RELATIONS_IN,
+	ST_RELATIONS_BOTH,
+	ST_SET_SOURCE,
+	ST_DELETE_SOURCE,
+	ST_ITER_ENTITIES,
+	ST_ITER_ENTITIES_TYPE,
+	ST_ITER_RELATIONS,
+	ST_ITER_RELATIONS_TYPE,
+	ST_LIST_ENTITIES,
+	ST_LIST_ENTITIES_TYPE,
+	ST_STATS_ENTITIES,
+	ST_STATS_RELATIONS,
+	ST_CLEAR_ENTITIES,
+	ST_CLEAR_RELATIONS,
+	ST_CLEAR_SOURCES,
+	ST_TENANTS,
+	ST_ADJACENCY,
+	ST_COUNT
+};
+
+static const char *const SQL[ST_COUNT] = {
+	[ST_GET_ENTITY] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.id = ?1 AND e.tenant_id IS ?2",
+	[ST_HAS_ENTITY] = "SELECT 1 FROM entities WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_INSERT_ENTITY] = "INSERT INTO entities (id, tenant_id, entity_type, properties, embedding, created_at, "
+	                     "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_UPDATE_ENTITY] = "UPDATE entities SET entity_type = ?3, properties = ?4, embedding = ?5, updated_at = ?6 "
+	                     "WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_DELETE_ENTITY] = "DELETE FROM entities WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_DELETE_ENTITY_RELATIONS] = "DELETE FROM relations WHERE tenant_id IS ?2 AND (source_id = ?1 OR target_id = ?1) "
+	                               "RETURNING id",
+	[ST_GET_RELATION] = "SELECT " RELATION_COLS "FROM relations r WHERE r.id = ?1 AND r.tenant_id IS ?2",
+	[ST_HAS_RELATION] = "SELECT 1 FROM relations WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_INSERT_RELATION] = "INSERT INTO relations (id, tenant_id, relation_type, source_id, target_id, properties, "
+	                       "weight, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[ST_UPDATE_RELATION] = "UPDATE relations SET relation_type = ?3, source_id = ?4, target_id = ?5, properties = ?6, "
+	                       "weight = ?7, updated_at = ?8 WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_DELETE_RELATION] = "DELETE FROM relations WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_RELATIONS_OUT] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND r.source_id = ?1 "
+	                     "AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",
+	[ST_RELATIONS_IN] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND r.target_id = ?1 "
+	                    "AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",
+	[ST_RELATIONS_BOTH] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND "
+	                      "(r.source_id = ?1 OR r.target_id = ?1) AND (?3 IS NULL OR r.relation_type = ?3) "
+	                      "ORDER BY r.rowid",
+	[ST_SET_SOURCE] = "INSERT OR REPLACE INTO kgstore_sources (kind, id, tenant_id, source) VALUES (?1, ?2, ?3, ?4)",
+	[ST_DELETE_SOURCE] = "DELETE FROM kgstore_sources WHERE kind = ?1 AND id = ?2 AND ifnull(tenant_id, '') = "
+	                     "ifnull(?3, '')",
+	[ST_ITER_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.rowid > ?2 "
+	                     "ORDER BY e.rowid LIMIT ?3",
+	[ST_ITER_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.rowid > ?2 "
+	                          "AND e.entity_type = ?4 ORDER BY e.rowid LIMIT ?3",
+	[ST_ITER_RELATIONS] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?1 AND r.rowid > ?2 "
+	                      "ORDER BY r.rowid LIMIT ?3",
+	[ST_ITER_RELATIONS_TYPE] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?1 AND r.rowid > ?2 "
+	                           "AND r.relation_type = ?4 ORDER BY r.rowid LIMIT ?3",
+	[ST_LIST_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 ORDER BY e.rowid "
+	                     "LIMIT ?2 OFFSET ?3",
+	[ST_LIST_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.entity_type = ?4 "
+	                          "ORDER BY e.rowid LIMIT ?2 OFFSET ?3",
+	[ST_STATS_ENTITIES] = "SELECT entity_type, count(*) FROM entities WHERE tenant_id IS ?1 GROUP BY entity_type",
+	[ST_STATS_RELATIONS] = "SELECT relation_type, count(*) FROM relations WHERE tenant_id IS ?1 GROUP BY relation_type",
+	[ST_CLEAR_ENTITIES] = "DELETE FROM entities WHERE tenant_id IS ?1",
+	[ST_CLEAR_RELATIONS] = "DELETE FROM relations WHERE tenant_id IS ?1",
+	[ST_CLEAR_SOURCES] = "DELETE FROM kgstore_sources WHERE ifnull(tenant_id, '') = ifnull(?1, '')",
+	[ST_TENANTS] = "SELECT tenant_id FROM entities WHERE tenant_id IS NOT NULL UNION "
+	               "SELECT tenant_id FROM relations WHERE tenant_id IS NOT NULL ORDER BY 1",
+	[ST_ADJACENCY] = "SELECT rowid, source_id, target_id FROM relations WHERE tenant_id IS ?1",
+};
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct conn {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+} conn;
+
+typedef struct sq_txn {
+	int open;
+} sq_txn;
+
+#define MAX_READERS 8
+
+typedef struct sq_backend {
+	kg_backend base;
+	char *path;
+	int in_memory;
+	double timeout;
+	int check_same_thread;
+	pthread_t owner;
+	conn writer;
+	pthread_mutex_t wlock; /* the writer connection: one call or one transaction */
+	pthread_cond_t wcond;
+	sq_txn *active_txn;    /* under wlock */
+	int writer_busy;       /* a call is using the writer connection (under wlock) */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	conn *readers[MAX_READERS]; /* idle ones */
+	size_t n_idle, n_open;
+	char *journal_mode, *synchronous;
+	long cache_size;
+} sq_backend;
+
+static sq_backend *sb_of(kg_backend *b) { return (sq_backend *)b; }
+
+/* Turns an SQLite failure into a kgstore code and a message that says what
+ * to do. */
+static int sq_error(sq_backend *sb, kg_call *c, sqlite3 *db, int src, const char *what)
+{
+	const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(src);
+	switch (src & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return kg_call_error(c, KG_EBUSY,
+		                     "%s: the database %s is locked by another writer (waited %.1f s); another process or "
+		                     "connection holds a write transaction. Retry later, raise the timeout "
+		                     "(sqlite:%s?timeout=30), or make sure other writers commit promptly",
+		                     what, sb->path, sb->timeout, sb->path);
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+		return kg_call_error(c, KG_ECORRUPT, "%s: %s is not a valid SQLite database or is damaged (%s); restore "
+		                     "it from a backup or export what is readable",
+		                     what, sb->path, msg);
+	case SQLITE_READONLY:
+		return kg_call_error(c, KG_EIO, "%s: %s is read-only (%s); check the file's permissions", what, sb->path, msg);
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		return kg_call_error(c, KG_EIO, "%s: I/O error on %s (%s); check the disk and the file's permissions", what,
+		                     sb->path, msg);
+	case SQLITE_NOMEM:
+		return kg_call_error(c, KG_ENOMEM, "%s: out of memory", what);
+	default:
+		return kg_call_error(c, KG_EINTERNAL, "%s: SQLite error %d (%s)", what, src, msg);
+	}
+}
+
+static int conn_open(sq_backend *sb, conn *cn, int create, char *err, size_t errcap)
+{
+	memset(cn, 0, sizeof(*cn));
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	int rc = sqlite3_open_v2(sb->in_memory ? ":memory:" : sb->path, &cn->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "cannot open SQLite database %s: %s; check the path and its permissions", sb->path,
+		         cn->db ? sqlite3_errmsg(cn->db) : sqlite3_errstr(rc));
+		sqlite3_close(cn->db);
+		cn->db = NULL;
+		return rc == SQLITE_NOMEM ? KG_ENOMEM : KG_EIO;
+	}
+	sqlite3_busy_timeout(cn->db, (int)(sb->timeout * 1000));
+	sqlite3_extended_result_codes(cn->db, 0);
+	return 0;
+}
+
+static void conn_close(conn *cn)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(cn->st[i]);
+	sqlite3_close(cn->db);
+	memset(cn, 0, sizeof(*cn));
+}
+
+/* A prepared statement of the connection, reset, bindings cleared. */
+static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc)
+{
+	if (!cn->st[id]) {
+		int src = sqlite3_prepare_v3(cn->db, SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &cn->st[id], NULL);
+		if (src != SQLITE_OK) {
+			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
+			return NULL;
+		}
+	}
+	sqlite3_reset(cn->st[id]);
+	sqlite3_clear_bindings(cn->st[id]);
+	return cn->st[id];
+}
+
+static int check_thread(sq_backend *sb, kg_call *c)
+{
+	if (sb->check_same_thread && !pthread_equal(sb->owner, pthread_self()))
+		return kg_call_error(c, KG_EINVAL, "this SQLite store was opened with check_same_thread=1 and is used from "
+		                                   "another thread; open it with check_same_thread=0 to share it");
+	return 0;
+}
+
+/* Takes the writer connection for one call (or confirms the transaction
+ * holds it), waiting up to the timeout for another handle's transaction. */
+static int writer_acquire(sq_backend *sb, kg_call *c)
+{
+	int rc = check_thread(sb, c);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&sb->wlock);
+	if (c->txn && sb->active_txn != c->txn) {
+		pthread_mutex_unlock(&sb->wlock);
+		return kg_call_error(c, KG_EINVAL, "this transaction has already ended; start a new one with kg_begin");
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)sb->timeout;
+	until.tv_nsec += (long)((sb->timeout - floor(sb->timeout)) * 1e9);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	int timed_out = 0;
+	while (!timed_out && (sb->writer_busy || (sb->active_txn && sb->active_txn != c->txn)))
+		timed_out = pthread_cond_timedwait(&sb->wcond, &sb->wlock, &until) != 0;
+	if (sb->writer_busy || (sb->active_txn && sb->active_txn != c->txn)) {
+		pthread_mutex_unlock(&sb->wlock);
+		return kg_call_error(c, KG_EBUSY, "the SQLite store %s is busy with an open transaction of another handle "
+		                                  "(waited %.1f s); commit or roll it back, or raise the timeout",
+		                     sb->path, sb->timeout);
+	}
+	sb->writer_busy = 1;
+	pthread_mutex_unlock(&sb->wlock);
+	return 0;
+}
+
+static void writer_release(sq_backend *sb)
+{
+	pthread_mutex_lock(&sb->wlock);
+	sb->writer_busy = 0;
+	pthread_cond_broadcast(&sb->wcond);
+	pthread_mutex_unlock(&sb->wlock);
+}
+
+/* A connection to read with: inside a transaction its own (to see its
+ * writes); in memory the only one; else an idle pooled reader. */
+static int reader_acquire(sq_backend *sb, kg_call *c, conn **out)
+{
+	int rc = check_thread(sb, c);
+	if (rc < 0)
+		return rc;
+	if (c->txn || sb->in_memory) {
+		if ((rc = writer_acquire(sb, c)) < 0)
+			return rc;
+		*out = &sb->writer;
+		return 0;
+	}
+	pthread_mutex_lock(&sb->pool_lock);
+	for (;;) {
+		if (sb->n_idle) {
+			*out = sb->readers[--sb->n_idle];
+			pthread_mutex_unlock(&sb->pool_lock);
+			return 0;
+		}
+		if (sb->n_open < MAX_READERS)
+			break;
+		pthread_cond_wait(&sb->pool_cond, &sb->pool_lock);
+	}
+	sb->n_open++;
+	pthread_mutex_unlock(&sb->pool_lock);
+	conn *cn = malloc(sizeof(*cn));
+	char err[512];
+	if (!cn || conn_open(sb, cn, 0, err, sizeof(err)) < 0) {
+		free(cn);
+		pthread_mutex_lock(&sb->pool_lock);
+		sb->n_open--;
+		pthread_cond_signal(&sb->pool_cond);
+		pthread_mutex_unlock(&sb->pool_lock);
+		return kg_call_error(c, KG_EIO, "cannot open a read connection to %s", sb->path);
+	}
+	*out = cn;
+	return 0;
+}
+
+static void reader_release(sq_backend *sb, kg_call *c, conn *cn)
+{
+	if (cn == &sb->writer) {
+		writer_release(sb);
+		return;
+	}
+	(void)c;
+	pthread_mutex_lock(&sb->pool_lock);
+	sb->readers[sb->n_idle++] = cn;
+	pthread_cond_signal(&sb->pool_cond);
+	pthread_mutex_unlock(&sb->pool_lock);
+}
+
+static int exec(sq_backend *sb, kg_call *c, sqlite3 *db, const char *sql, const char *what)
+{
+	int src = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	return src == SQLITE_OK ? 0 : sq_error(sb, c, db, src, what);
+}
+
+/* A write call: its own transaction, or a savepoint inside the caller's, so
+ * a failed call leaves nothing and an open transaction stays usable. */
+static int write_begin(sq_backend *sb, kg_call *c)
+{
+	int rc = writer_acquire(sb, c);
+	if (rc < 0)
+		return rc;
+	rc = exec(sb, c, sb->writer.db, c->txn ? "SAVEPOINT kgcall" : "BEGIN IMMEDIATE", "starting a write");
+	if (rc < 0)
+		writer_release(sb);
+	return rc;
+}
+
+static int write_end(sq_backend *sb, kg_call *c, int rc)
+{
+	if (rc >= 0) {
+		rc = exec(sb, c, sb->writer.db, c->txn ? "RELEASE kgcall" : "COMMIT", "committing");
+		if (rc < 0 && !c->txn)
+			sqlite3_exec(sb->writer.db, "ROLLBACK", NULL, NULL, NULL);
+	} else {
+		sqlite3_exec(sb->writer.db, c->txn ? "ROLLBACK TO kgcall; RELEASE kgcall" : "ROLLBACK", NULL, NULL, NULL);
+	}
+	writer_release(sb);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows                                                                 */
+/* ------------------------------------------------------------------ */
+
+static void bind_tenant(sqlite3_stmt *st, int idx, const char *tenant)
+{
+	if (tenant)
+		sqlite3_bind_text(st, idx, tenant, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+static int64_t column_time(sqlite3_stmt *st, int col)
+{
+	if (sqlite3_column_type(st, col) == SQLITE_NULL)
+		return 0;
+	if (sqlite3_column_type(st, col) == SQLITE_INTEGER) /* unix seconds, as some tools write */
+		return sqlite3_column_int64(st, col) * 1000000;
+	int64_t us = 0;
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	return t && kg_parse_time(t, &us) == 0 ? us : 0;
+}
+
+static const char *column_str(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
+/* The current row (ENTITY_COLS) as a new one-block entity. */
+static kg_entity *row_entity(sqlite3_stmt *st)
+{
+	float stack[256];
+	float *emb = NULL;
+	kg_entity e = KG_ENTITY_INIT;
+	e.id = column_str(st, 1);
+	e.tenant_id = column_str(st, 2);
+	e.entity_type = column_str(st, 3);
+	e.properties = column_str(st, 4);
+	const void *blob = sqlite3_column_blob(st, 5);
+	size_t bytes = (size_t)sqlite3_column_bytes(st, 5);
+	if (blob && bytes >= sizeof(float)) {
+		e.embedding_dim = bytes / sizeof(float);
+		emb = e.embedding_dim <= 256 ? stack : malloc(e.embedding_dim * sizeof(float));
+		if (!emb)
+			return NULL;
+		kg_embedding_from_le(blob, e.embedding_dim, emb);
+		e.embedding = emb;
+	}
+	e.created_at = column_time(st, 6);
+	e.updated_at = column_time(st, 7);
+	e.source = column_str(st, 8);
+	if (!e.id)
+		e.id = "";
+	if (!e.entity_type)
+		e.entity_type = "";
+	if (!e.properties)
+		e.properties = "{}";
+	kg_entity *out = kg_entity_dup(&e);
+	if (emb != stack)
+		free(emb);
+	return out;
+}
+
+static kg_relation *row_relation(sqlite3_stmt *st)
+{
+	kg_relation r = KG_RELATION_INIT;
+	r.id = column_str(st, 1);
+	r.tenant_id = column_str(st, 2);
+	r.relation_type = column_str(st, 3);
+	r.source_id = column_str(st, 4);
+	r.target_id = column_str(st, 5);
+	r.properties = column_str(st, 6);
+	r.weight = sqlite3_column_type(st, 7) == SQLITE_NULL ? 1.0 : sqlite3_column_double(st, 7);
+	r.created_at = column_time(st, 8);
+	r.updated_at = column_time(st, 9);
+	r.source = column_str(st, 10);
+	if (!r.properties)
+		r.properties = "{}";
+	return kg_relation_dup(&r);
+}
+
+/* Binds an entity's embedding as the original's little-endian blob. */
+static int bind_embedding(sqlite3_stmt *st, int idx, const kg_entity *e)
+{
+	if (!e->embedding)
+		return sqlite3_bind_null(st, idx);
+	size_t bytes = e->embedding_dim * sizeof(float);
+	unsigned char *le = malloc(bytes);
+	if (!le)
+		return SQLITE_NOMEM;
+	kg_embedding_to_le(e->embedding, e->embedding_dim, le);
+	return sqlite3_bind_blob64(st, idx, le, bytes, free);
+}
+
+static void bind_time(sqlite3_stmt *st, int idx, int64_t us)
+{
+	char buf[32];
+	kg_format_time(us, buf);
+	sqlite3_bind_text(st, idx, buf, -1, SQLITE_TRANSIENT);
+}
+
+/* Runs a statement that returns 0 or 1 row; 1 if there was a row. */
+static int step_exists(sq_backend *sb, kg_call *c, conn *cn, sqlite3_stmt *st, const char *what)
+{
+	int src = sqlite3_step(st);
+	int found = src == SQLITE_ROW;
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return sq_error(sb, c, cn->db, src, what);
+	sqlite3_reset(st);
+	return found;
+}
+
+static int exists(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const char *key)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, cn, c, id, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	return step_exists(sb, c, cn, st, "looking up an id");
+}
+
+static int step_done(sq_backend *sb, kg_call *c, conn *cn, sqlite3_stmt *st, const char *what)
+{
+	int src = sqlite3_step(st);
+	sqlite3_reset(st);
+	return src == SQLITE_DONE || src == SQLITE_ROW ? 0 : sq_error(sb, c, cn->db, src, what);
+}
+
+static int set_source(sq_backend *sb, kg_call *c, int kind, const char *id, const char *source)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, source ? ST_SET_SOURCE : ST_DELETE_SOURCE, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int(st, 1, kind);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	bind_tenant(st, 3, c->tenant);
+	if (source)
+		sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+	return step_done(sb, c, &sb->writer, st, "writing a source");
+}
+
+/* ------------------------------------------------------------------ */
+/* Entities                                                             */
+/* ------------------------------------------------------------------ */
+
+static int insert_entity(sq_backend *sb, kg_call *c, const kg_entity *e)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_INSERT_ENTITY, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	sqlite3_bind_text(st, 3, e->entity_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->properties, -1, SQLITE_STATIC);
+	if (bind_embedding(st, 5, e) != SQLITE_OK)
+		return kg_call_error(c, KG_ENOMEM, "out of memory writing entity '%s'", e->id);
+	bind_time(st, 6, e->created_at);
+	bind_time(st, 7, e->updated_at);
+	if ((rc = step_done(sb, c, &sb->writer, st, "inserting an entity")) < 0)
+		return rc;
+	return e->source ? set_source(sb, c, 0, e->id, e->source) : 0;
+}
+
+static int sq_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, size_t n, unsigned flags,
+                           size_t *added)
+{
+	sq_backend *sb = sb_of(b);
+	*added = 0;
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		int have = exists(sb, c, &sb->writer, ST_HAS_ENTITY, ents[i].id);
+		if (have < 0) {
+			rc = have;
+		} else if (have) {
+			if (!(flags & KG_BULK_SKIP_EXISTING))
+				rc = kg_call_error(c, KG_EEXISTS,
+				                   "entity '%s' already exists%s%s; nothing of the batch was added (use "
+				                   "kg_update_entity / kg_upsert_entity to change it, or KG_BULK_SKIP_EXISTING)",
+				                   ents[i].id, c->tenant ? " in tenant " : "", c->tenant ? c->tenant : "");
+		} else if ((rc = insert_entity(sb, c, &ents[i])) >= 0) {
+			(*added)++;
+		}
+	}
+	if (rc < 0)
+		*added = 0;
+	return write_end(sb, c, rc);
+}
+
+static int not_found(kg_call *c, const char *kind, const char *id)
+{
+	return kg_call_error(c, KG_ENOTFOUND, "%s '%s' not found%s%s", kind, id, c->tenant ? " in tenant " : "",
+	                     c->tenant ? c->tenant : "");
+}
+
+static int sq_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity **out)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, cn, c, ST_GET_ENTITY, &rc);
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		bind_tenant(st, 2, c->tenant);
+		int src = sqlite3_step(st);
+		if (src == SQLITE_ROW)
+			rc = (*out = row_entity(st)) ? 0 : kg_call_error(c, KG_ENOMEM, "out of memory reading entity '%s'", id);
+		else if (src == SQLITE_DONE)
+			rc = not_found(c, "entity", id);
+		else
+			rc = sq_error(sb, c, cn->db, src, "reading an entity");
+		sqlite3_reset(st);
+	}
+	reader_release(sb, c, cn);
+	return rc;
+}
+
+static int sq_update_entity(kg_backend *b, kg_call *c, const kg_entity *e, unsigned flags)
+{
+	sq_backend *sb = sb_of(b);
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_UPDATE_ENTITY, &rc);
+	if (!st)
+		return write_end(sb, c, rc);
+	sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	sqlite3_bind_text(st, 3, e->entity_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, e->properties, -1, SQLITE_STATIC);
+	if (bind_embedding(st, 5, e) != SQLITE_OK)
+		return write_end(sb, c, kg_call_error(c, KG_ENOMEM, "out of memory writing entity '%s'", e->id));
+	bind_time(st, 6, e->updated_at);
+	if ((rc = step_done(sb, c, &sb->writer, st, "updating an entity")) < 0)
+		return write_end(sb, c, rc);
+	if (sqlite3_changes(sb->writer.db) == 0) {
+		if (flags & KG_UPSERT)
+			rc = insert_entity(sb, c, e);
+		else
+			rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s%s; add it first (or use kg_upsert_entity)",
+			                   e->id, c->tenant ? " in tenant " : "", c->tenant ? c->tenant : "");
+	} else {
+		rc = set_source(sb, c, 0, e->id, e->source);
+	}
+	return write_end(sb, c, rc);
+}
+
+static int sq_delete_entity(kg_backend *b, kg_call *c, const char *id)
+{
+	sq_backend *sb = sb_of(b);
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_DELETE_ENTITY, &rc);
+	if (!st)
+		return write_end(sb, c, rc);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	if ((rc = step_done(sb, c, &sb->writer, st, "deleting an entity")) < 0)
+		return write_end(sb, c, rc);
+	if (sqlite3_changes(sb->writer.db) == 0)
+		return write_end(sb, c, kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s%s; nothing was deleted", id,
+		                                      c->tenant ? " in tenant " : "", c->tenant ? c->tenant : ""));
+	if ((rc = set_source(sb, c, 0, id, NULL)) < 0)
+		return write_end(sb, c, rc);
+	/* Its relations go too, with their sources. */
+	st = stmt(sb, &sb->writer, c, ST_DELETE_ENTITY_RELATIONS, &rc);
+	if (!st)
+		return write_end(sb, c, rc);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	char **gone = NULL;
+	size_t n = 0, cap = 0;
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **g = realloc(gone, cap * sizeof(*g));
+			if (!g)
+				break;
+			gone = g;
+		}
+		if (!(gone[n] = strdup(column_str(st, 0))))
+			break;
+		n++;
+	}
+	sqlite3_reset(st);
+	if (src != SQLITE_DONE)
+		rc = src == SQLITE_ROW ? kg_call_error(c, KG_ENOMEM, "out of memory deleting entity '%s'", id)
+		                       : sq_error(sb, c, sb->writer.db, src, "deleting relations");
+	for (size_t i = 0; i < n; i++) {
+		if (rc >= 0)
+			rc = set_source(sb, c, 1, gone[i], NULL);
+		free(gone[i]);
+	}
+	free(gone);
+	return write_end(sb, c, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Relations                                                            */
+/* ------------------------------------------------------------------ */
+
+static int check_endpoints(sq_backend *sb, kg_call *c, const kg_relation *r)
+{
+	const char *ends[2] = { r->source_id, r->target_id };
+	for (int k = 0; k < 2; k++) {
+		int have = exists(sb, c, &sb->writer, ST_HAS_ENTITY, ends[k]);
+		if (have < 0)
+			return have;
+		if (!have)
+			return kg_call_error(c, KG_ENOTFOUND,
+			                     "relation '%s': %s entity '%s' not found%s%s; add the entity first (both "
+			                     "endpoints must exist in the same tenant)",
+			                     r->id, k ? "target" : "source", ends[k], c->tenant ? " in tenant " : "",
+			                     c->tenant ? c->tenant : "");
+	}
+	return 0;
+}
+
+static int insert_relation(sq_backend *sb, kg_call *c, const kg_relation *r)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_INSERT_RELATION, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	sqlite3_bind_text(st, 3, r->relation_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->source_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->target_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, r->properties, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 7, r->weight);
+	bind_time(st, 8, r->created_at);
+	bind_time(st, 9, r->updated_at);
+	if ((rc = step_done(sb, c, &sb->writer, st, "inserting a relation")) < 0)
+		return rc;
+	return r->source ? set_source(sb, c, 1, r->id, r->source) : 0;
+}
+
+static int sq_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, size_t n, unsigned flags,
+                            size_t *added)
+{
+	sq_backend *sb = sb_of(b);
+	*added = 0;
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n && rc >= 0; i++) {
+		if ((rc = check_endpoints(sb, c, &rels[i])) < 0)
+			break;
+		int have = exists(sb, c, &sb->writer, ST_HAS_RELATION, rels[i].id);
+		if (have < 0) {
+			rc = have;
+		} else if (have) {
+			if (!(flags & KG_BULK_SKIP_EXISTING))
+				rc = kg_call_error(c, KG_EEXISTS,
+				                   "relation '%s' already exists; nothing of the batch was added (use "
+				                   "kg_update_relation / kg_upsert_relation, or KG_BULK_SKIP_EXISTING)",
+				                   rels[i].id);
+		} else if ((rc = insert_relation(sb, c, &rels[i])) >= 0) {
+			(*added)++;
+		}
+	}
+	if (rc < 0)
+		*added = 0;
+	return write_end(sb, c, rc);
+}
+
+static int sq_get_relation(kg_backend *b, kg_call *c, const char *id, kg_relation **out)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, cn, c, ST_GET_RELATION, &rc);
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		bind_tenant(st, 2, c->tenant);
+		int src = sqlite3_step(st);
+		if (src == SQLITE_ROW)
+			rc = (*out = row_relation(st)) ? 0 : kg_call_error(c, KG_ENOMEM, "out of memory reading relation '%s'", id);
+		else if (src == SQLITE_DONE)
+			rc = not_found(c, "relation", id);
+		else
+			rc = sq_error(sb, c, cn->db, src, "reading a relation");
+		sqlite3_reset(st);
+	}
+	reader_release(sb, c, cn);
+	return rc;
+}
+
+static int sq_update_relation(kg_backend *b, kg_call *c, const kg_relation *r, unsigned flags)
+{
+	sq_backend *sb = sb_of(b);
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	int have = exists(sb, c, &sb->writer, ST_HAS_RELATION, r->id);
+	if (have < 0)
+		return write_end(sb, c, have);
+	if (!have && !(flags & KG_UPSERT))
+		return write_end(sb, c, kg_call_error(c, KG_ENOTFOUND,
+		                                      "relation '%s' not found; add it first (or use kg_upsert_relation)", r->id));
+	if ((rc = check_endpoints(sb, c, r)) < 0)
+		return write_end(sb, c, rc);
+	if (!have)
+		return write_end(sb, c, insert_relation(sb, c, r));
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_UPDATE_RELATION, &rc);
+	if (!st)
+		return write_end(sb, c, rc);
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	sqlite3_bind_text(st, 3, r->relation_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, r->source_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, r->target_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, r->properties, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 7, r->weight);
+	bind_time(st, 8, r->updated_at);
+	if ((rc = step_done(sb, c, &sb->writer, st, "updating a relation")) >= 0)
+		rc = set_source(sb, c, 1, r->id, r->source);
+	return write_end(sb, c, rc);
+}
+
+static int sq_delete_relation(kg_backend *b, kg_call *c, const char *id)
+{
+	sq_backend *sb = sb_of(b);
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_DELETE_RELATION, &rc);
+	if (!st)
+		return write_end(sb, c, rc);
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	if ((rc = step_done(sb, c, &sb->writer, st, "deleting a relation")) < 0)
+		return write_end(sb, c, rc);
+	if (sqlite3_changes(sb->writer.db) == 0)
+		return write_end(sb, c, kg_call_error(c, KG_ENOTFOUND, "relation '%s' not found%s%s; nothing was deleted", id,
+		                                      c->tenant ? " in tenant " : "", c->tenant ? c->tenant : ""));
+	return write_end(sb, c, set_source(sb, c, 1, id, NULL));
+}
+
+static int sq_relations_of(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
+                           kg_relation_list **out)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	kg_relation_list *l = NULL;
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0)
+		return rc;
+	int have = exists(sb, c, cn, ST_HAS_ENTITY, id);
+	if (have <= 0) {
+		rc = have < 0 ? have : not_found(c, "entity", id);
+		goto cleanup;
+	}
+	sqlite3_stmt *st = stmt(sb, cn, c, dir == KG_OUT ? ST_RELATIONS_OUT : dir == KG_IN ? ST_RELATIONS_IN : ST_RELATIONS_BOTH,
+	                        &rc);
+	if (!st)
+		goto cleanup;
+	if (!(l = kg_relation_list_new())) {
+		rc = kg_call_error(c, KG_ENOMEM, "out of memory listing relations");
+		goto cleanup;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	if (relation_type)
+		sqlite3_bind_text(st, 3, relation_type, -1, SQLITE_STATIC);
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		kg_relation *r = row_relation(st);
+		if (!r || kg_relation_list_push(l, r) < 0) {
+			rc = kg_call_error(c, KG_ENOMEM, "out of memory listing relations");
+			break;
+		}
+	}
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = sq_error(sb, c, cn->db, src, "listing relations");
+	sqlite3_reset(st);
+	if (rc == 0) {
+		*out = l;
+		l = NULL;
+	}
+cleanup:
+	reader_release(sb, c, cn);
+	kg_relation_list_free(l);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Iterators and listing: keyset pages by rowid                          */
+/* ------------------------------------------------------------------ */
+
+#define PAGE 256
+
+typedef struct sq_iter {
+	kg_iter base;
+	sq_backend *sb;
+	char *tenant, *type;
+	int relations;
+	sqlite3_int64 last_rowid;
+	void *page[PAGE];
+	size_t n, pos;
+	int done;
+} sq_iter;
+
+static void iter_drop_page(sq_iter *it)
+{
+	for (size_t i = 0; i < it->n; i++)
+		free(it->page[i]);
+	it->n = it->pos = 0;
+}
+
+/* The next page, read on a pooled connection that is returned at once, so
+ * an iterator holds no connection and no lock between calls. */
+static int iter_fill(sq_iter *it, kg_call *c)
+{
+	sq_backend *sb = it->sb;
+	kg_call ic = *c;
+	ic.tenant = it->tenant;
+	conn *cn;
+	int rc = reader_acquire(sb, &ic, &cn);
+	if (rc < 0)
+		return rc;
+	enum stmt_id id = it->relations ? (it->type ? ST_ITER_RELATIONS_TYPE : ST_ITER_RELATIONS)
+	                                : (it->type ? ST_ITER_ENTITIES_TYPE : ST_ITER_ENTITIES);
+	sqlite3_stmt *st = stmt(sb, cn, &ic, id, &rc);
+	if (st) {
+		bind_tenant(st, 1, it->tenant);
+		sqlite3_bind_int64(st, 2, it->last_rowid);
+		sqlite3_bind_int(st, 3, PAGE);
+		if (it->type)
+			sqlite3_bind_text(st, 4, it->type, -1, SQLITE_STATIC);
+		int src;
+		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			void *item = it->relations ? (void *)row_relation(st) : (void *)row_entity(st);
+			if (!item) {
+				rc = kg_call_error(&ic, KG_ENOMEM, "out of memory while iterating");
+				break;
+			}
+			it->page[it->n++] = item;
+			it->last_rowid = sqlite3_column_int64(st, 0);
+		}
+		if (rc == 0 && src != SQLITE_DONE)
+			rc = sq_error(sb, &ic, cn->db, src, "iterating");
+		if (rc == 0 && it->n < PAGE)
+			it->done = 1;
+		sqlite3_reset(st);
+	}
+	reader_release(sb, &ic, cn);
+	return rc;
+}
+
+static int sq_iter_next(kg_iter *base, kg_call *c, const void **item)
+{
+	sq_iter *it = (sq_iter *)base;
+	if (it->pos == it->n) {
+		iter_drop_page(it);
+		if (it->done)
+			return 0;
+		int rc = iter_fill(it, c);
+		if (rc < 0)
+			return rc;
+		if (it->n == 0)
+			return 0;
+	}
+	*item = it->page[it->pos++];
+	return 1;
+}
+
+static void sq_iter_free(kg_iter *base)
+{
+	sq_iter *it = (sq_iter *)base;
+	iter_drop_page(it);
+	free(it->tenant);
+	free(it->type);
+	free(it);
+}
+
+static int iter_new(kg_backend *b, kg_call *c, const char *type, int relations, kg_iter **out)
+{
+	sq_iter *it = calloc(1, sizeof(*it));
+	if (!it || (c->tenant && !(it->tenant = strdup(c->tenant))) || (type && !(it->type = strdup(type)))) {
+		if (it)
+			sq_iter_free(&it->base);
+		return kg_call_error(c, KG_ENOMEM, "out of memory creating an iterator");
+	}
+	it->base.next = sq_iter_next;
+	it->base.free = sq_iter_free;
+	it->sb = sb_of(b);
+	it->relations = relations;
+	*out = &it->base;
+	return 0;
+}
+
+static int sq_iter_entities(kg_backend *b, kg_call *c, const char *type, kg_iter **out)
+{
+	return iter_new(b, c, type, 0, out);
+}
+
+static int sq_iter_relations(kg_backend *b, kg_call *c, const char *type, kg_iter **out)
+{
+	return iter_new(b, c, type, 1, out);
+}
+
+static int sq_list_entities(kg_backend *b, kg_call *c, const char *entity_type, size_t limit, size_t offset,
+                            kg_entity_list **out)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	kg_entity_list *l = kg_entity_list_new();
+	if (!l)
+		return kg_call_error(c, KG_ENOMEM, "out of memory listing entities");
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0) {
+		kg_entity_list_free(l);
+		return rc;
+	}
+	sqlite3_stmt *st = stmt(sb, cn, c, entity_type ? ST_LIST_ENTITIES_TYPE : ST_LIST_ENTITIES, &rc);
+	if (st) {
+		bind_tenant(st, 1, c->tenant);
+		sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)offset);
+		if (entity_type)
+			sqlite3_bind_text(st, 4, entity_type, -1, SQLITE_STATIC);
+		int src;
+		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			kg_entity *e = row_entity(st);
+			if (!e || kg_entity_list_push(l, e) < 0) {
+				rc = kg_call_error(c, KG_ENOMEM, "out of memory listing entities");
+				break;
+			}
+		}
+		if (rc == 0 && src != SQLITE_DONE)
+			rc = sq_error(sb, c, cn->db, src, "listing entities");
+		sqlite3_reset(st);
+	}
+	reader_release(sb, c, cn);
+	if (rc < 0) {
+		kg_entity_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Whole store                                                          */
+/* ------------------------------------------------------------------ */
+
+static int sq_stats(kg_backend *b, kg_call *c, kg_stats **out)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn = NULL;
+	kg_stats_builder *bld = kg_stats_builder_new();
+	if (!bld)
+		return kg_call_error(c, KG_ENOMEM, "out of memory computing stats");
+	int rc = reader_acquire(sb, c, &cn);
+	for (int rel = 0; rel < 2 && rc == 0; rel++) {
+		sqlite3_stmt *st = stmt(sb, cn, c, rel ? ST_STATS_RELATIONS : ST_STATS_ENTITIES, &rc);
+		if (!st)
+			break;
+		bind_tenant(st, 1, c->tenant);
+		int src;
+		while ((src = sqlite3_step(st)) == SQLITE_ROW)
+			if (kg_stats_builder_add(bld, rel, column_str(st, 0), (size_t)sqlite3_column_int64(st, 1)) < 0) {
+				rc = kg_call_error(c, KG_ENOMEM, "out of memory computing stats");
+				break;
+			}
+		if (rc == 0 && src != SQLITE_DONE)
+			rc = sq_error(sb, c, cn->db, src, "computing stats");
+		sqlite3_reset(st);
+	}
+	if (cn)
+		reader_release(sb, c, cn);
+	kg_stats *st = NULL;
+	int frc = kg_stats_builder_finish(bld, b->name, &st);
+	if (rc == 0 && frc < 0)
+		rc = kg_call_error(c, KG_ENOMEM, "out of memory computing stats");
+	if (rc < 0) {
+		kg_stats_free(st);
+		return rc;
+	}
+	*out = st;
+	return 0;
+}
+
+static int sq_clear(kg_backend *b, kg_call *c)
+{
+	sq_backend *sb = sb_of(b);
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	enum stmt_id ids[3] = { ST_CLEAR_RELATIONS, ST_CLEAR_ENTITIES, ST_CLEAR_SOURCES };
+	for (int i = 0; i < 3 && rc >= 0; i++) {
+		sqlite3_stmt *st = stmt(sb, &sb->writer, c, ids[i], &rc);
+		if (!st)
+			break;
+		bind_tenant(st, 1, c->tenant);
+		rc = step_done(sb, c, &sb->writer, st, "clearing");
+	}
+	return write_end(sb, c, rc);
+}
+
+static int sq_list_tenants(kg_backend *b, kg_call *c, char ***out, size_t *n)
+{
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	char **names = NULL;
+	size_t count = 0, cap = 0, bytes = 0;
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, cn, c, ST_TENANTS, &rc);
+	int src = SQLITE_DONE;
+	while (st && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			char **p = realloc(names, cap * sizeof(*p));
+			if (!p)
+				break;
+			names = p;
+		}
+		if (!(names[count] = strdup(column_str(st, 0))))
+			break;
+		bytes += strlen(names[count++]) + 1;
+	}
+	if (st && src == SQLITE_ROW)
+		rc = kg_call_error(c, KG_ENOMEM, "out of memory listing tenants");
+	else if (st && src != SQLITE_DONE)
+		rc = sq_error(sb, c, cn->db, src, "listing tenants");
+	if (st)
+		sqlite3_reset(st);
+	reader_release(sb, c, cn);
+	char **list = NULL;
+	if (rc == 0 && !(list = malloc(count * sizeof(char *) + bytes + 1)))
+		rc = kg_call_error(c, KG_ENOMEM, "out of memory listing tenants");
+	char *cursor = list ? (char *)(list + count) : NULL;
+	for (size_t i = 0; i < count; i++) {
+		if (list) {
+			size_t len = strlen(names[i]) + 1;
+			memcpy(cursor, names[i], len);
+			list[i] = cursor;
+			cursor += len;
+		}
+		free(names[i]);
+	}
+	free(names);
+	if (rc < 0)
+		return rc;
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transactions                                                         */
+/* ------------------------------------------------------------------ */
+
+static int sq_txn_begin(kg_backend *b, kg_call *c, void **txn)
+{
+	sq_backend *sb = sb_of(b);
+	sq_txn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return kg_call_error(c, KG_ENOMEM, "out of memory starting a transaction");
+	kg_call probe = *c;
+	probe.txn = NULL;
+	int rc = writer_acquire(sb, &probe);
+	if (rc < 0) {
+		free(t);
+		return rc;
+	}
+	rc = exec(sb, c, sb->writer.db, "BEGIN IMMEDIATE", "starting a transaction");
+	pthread_mutex_lock(&sb->wlock);
+	sb->writer_busy = 0;
+	if (rc == 0)
+		sb->active_txn = t;
+	pthread_cond_broadcast(&sb->wcond);
+	pthread_mutex_unlock(&sb->wlock);
+	if (rc < 0) {
+		free(t);
+		return rc;
+	}
+	*txn = t;
+	return 0;
+}
+
+static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
+{
+	sq_backend *sb = sb_of(b);
+	kg_call tc = *c;
+	tc.txn = txn;
+	int rc = writer_acquire(sb, &tc);
+	if (rc < 0)
+		return rc;
+	if (commit) {
+		rc = exec(sb, c, sb->writer.db, "COMMIT", "committing the transaction");
+		if (rc < 0)
+			sqlite3_exec(sb->writer.db, "ROLLBACK", NULL, NULL, NULL);
+	} else {
+		rc = exec(sb, c, sb->writer.db, "ROLLBACK", "rolling back the transaction");
+	}
+	pthread_mutex_lock(&sb->wlock);
+	sb->active_txn = NULL;
+	sb->writer_busy = 0;
+	pthread_cond_broadcast(&sb->wcond);
+	pthread_mutex_unlock(&sb->wlock);
+	free(txn);
+	return rc;
+}
+
+static int sq_txn_commit(kg_backend *b, kg_call *c, void *txn) { return txn_end(b, c, txn, 1); }
+static int sq_txn_rollback(kg_backend *b, kg_call *c, void *txn) { return txn_end(b, c, txn, 0); }
+
+/* ------------------------------------------------------------------ */
+/* Opening                                                              */
+/* ------------------------------------------------------------------ */
+
+static void sq_free(kg_backend *b)
+{
+	sq_backend *sb = sb_of(b);
+	for (size_t i = 0; i < sb->n_idle; i++) {
+		conn_close(sb->readers[i]);
+		free(sb->readers[i]);
+	}
+	if (sb->writer.db) {
+		if (!sb->in_memory)
+			sqlite3_exec(sb->writer.db, "PRAGMA optimize", NULL, NULL, NULL);
+		conn_close(&sb->writer);
+	}
+	pthread_mutex_destroy(&sb->wlock);
+	pthread_cond_destroy(&sb->wcond);
+	pthread_mutex_destroy(&sb->pool_lock);
+	pthread_cond_destroy(&sb->pool_cond);
+	free(sb->path);
+	free(sb->journal_mode);
+	free(sb->synchronous);
+	free(sb);
+}
+
+/* 1 if a table has every one of the columns (NULL-terminated list). */
+static int table_has_columns(sqlite3 *db, const char *table, const char *const *cols, char *missing, size_t cap)
+{
+	for (size_t i = 0; cols[i]; i++) {
+		int rc = sqlite3_table_column_metadata(db, NULL, table, cols[i], NULL, NULL, NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(missing, cap, "%s.%s", table, cols[i]);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int name_ok(const char *v)
+{
+	for (; *v; v++)
+		if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z')))
+			return 0;
+	return 1;
+}
+
+/* Checks an existing file before anything is written to it, then creates
+ * what is missing and sets the PRAGMAs. */
+static int prepare_database(sq_backend *sb, char *err, size_t errcap)
+{
+	sqlite3 *db = sb->writer.db;
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+	                                 "('entities', 'relations')",
+	                             -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(st);
+	int tables = src == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (tables < 0) {
+		int code = (src & 0xff) == SQLITE_NOTADB || (src & 0xff) == SQLITE_CORRUPT ? KG_ECORRUPT
+		         : (src & 0xff) == SQLITE_BUSY ? KG_EBUSY : KG_EIO;
+		snprintf(err, errcap, "%s cannot be read as an SQLite database (%s); it was not modified. %s", sb->path,
+		         sqlite3_errmsg(db),
+		         code == KG_ECORRUPT ? "Is it the right file? A truncated or damaged database must be restored "
+		                               "from a backup"
+		                             : "Check the file and its permissions");
+		return code;
+	}
+	if (tables > 0) {
+		static const char *const ecols[] = { "id", "tenant_id", "entity_type", "properties", "embedding",
+			                                 "created_at", "updated_at", NULL };
+		static const char *const rcols[] = { "id", "tenant_id", "relation_type", "source_id", "target_id",
+			                                 "properties", "weight", "created_at", "updated_at", NULL };
+		char missing[128];
+		if (tables != 2 || !table_has_columns(db, "entities", ecols, missing, sizeof(missing)) ||
+		    !table_has_columns(db, "relations", rcols, missing, sizeof(missing))) {
+			snprintf(err, errcap, "%s holds tables of another schema (%s is missing); it was not modified. "
+			         "kgstore reads the knowledge-graph schema of the original SQLiteGraphStore: open another "
+			         "file, or export the data from the program that wrote this one",
+			         sb->path, tables != 2 ? "one of entities/relations" : missing);
+			return KG_EINVAL;
+		}
+	}
+	if (sqlite3_db_readonly(db, "main") == 1) {
+		snprintf(err, errcap, "%s is read-only; check its permissions (kgstore needs to write)", sb->path);
+		return KG_EIO;
+	}
+	char sql[512];
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s; PRAGMA synchronous=%s; PRAGMA cache_size=%ld; "
+	                           "PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+	         sb->in_memory ? "MEMORY" : sb->journal_mode, sb->synchronous, sb->cache_size);
+	char *emsg = NULL;
+	src = sqlite3_exec(db, sql, NULL, NULL, &emsg);
+	if (src == SQLITE_OK)
+		src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg);
+	if (src == SQLITE_OK) {
+		src = sqlite3_exec(db, SCHEMA_TABLES, NULL, NULL, &emsg);
+		if (src == SQLITE_OK)
+			src = sqlite3_exec(db, SCHEMA_OWN, NULL, NULL, &emsg);
+		sqlite3_exec(db, src == SQLITE_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (src != SQLITE_OK) {
+		snprintf(err, errcap, "cannot set up %s: %s%s", sb->path, emsg ? emsg : sqlite3_errstr(src),
+		         (src & 0xff) == SQLITE_BUSY ? "; another process holds a write lock: retry, or raise the timeout"
+		                                     : "");
+		sqlite3_free(emsg);
+		return (src & 0xff) == SQLITE_BUSY ? KG_EBUSY : (src & 0xff) == SQLITE_READONLY ? KG_EIO : KG_EINTERNAL;
+	}
+	return 0;
+}
+
+int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size_t errcap)
+{
+	*out = NULL;
+	const char *path = o->path ? o->path : "knowledge_graph.db";
+	const char *jm = o->journal_mode ? o->journal_mode : "WAL";
+	const char *sy = o->synchronous ? o->synchronous : "NORMAL";
+	if (!name_ok(jm) || !name_ok(sy)) {
+		snprintf(err, errcap, "journal_mode '%s' / synchronous '%s': use SQLite's names (WAL, DELETE, NORMAL, FULL...)",
+		         jm, sy);
+		return KG_EINVAL;
+	}
+	sq_backend *sb = calloc(1, sizeof(*sb));
+	if (!sb) {
+		snprintf(err, errcap, "out of memory opening %s", path);
+		return KG_ENOMEM;
+	}
+	pthread_mutex_init(&sb->wlock, NULL);
+	pthread_cond_init(&sb->wcond, NULL);
+	pthread_mutex_init(&sb->pool_lock, NULL);
+	pthread_cond_init(&sb->pool_cond, NULL);
+	sb->path = strdup(path);
+	sb->journal_mode = strdup(jm);
+	sb->synchronous = strdup(sy);
+	sb->in_memory = strcmp(path, ":memory:") == 0;
+	sb->timeout = o->timeout > 0 ? o->timeout : 5.0;
+	sb->cache_size = o->cache_size ? o->cache_size : -64000;
+	sb->check_same_thread = o->check_same_thread;
+	sb->owner = pthread_self();
+	kg_backend *b = &sb->base;
+	b->version = KG_BACKEND_VERSION;
+	b->name = "sqlite";
+	b->caps = KG_CAP_TRANSACTIONS | (sb->in_memory ? 0 : KG_CAP_PERSISTENT);
+	b->free = sq_free;
+	int rc;
+	if (!sb->path || !sb->journal_mode || !sb->synchronous) {
+		snprintf(err, errcap, "out of memory opening %s", path);
+		rc = KG_ENOMEM;
+		goto fail;
+	}
+	struct stat stt;
+	if (!sb->in_memory && stat(path, &stt) == 0 && S_ISREG(stt.st_mode) && access(path, W_OK) != 0) {
+		snprintf(err, errcap, "%s is read-only for this user; it was not modified. Check its permissions", path);
+		rc = KG_EIO;
+		goto fail;
+	}
+	if ((rc = conn_open(sb, &sb->writer, 1, err, errcap)) < 0 || (rc = prepare_database(sb, err, errcap)) < 0)
+		goto fail;
+	b->add_entities = sq_add_entities;
+	b->get_entity = sq_get_entity;
+	b->update_entity = sq_update_entity;
+	b->delete_entity = sq_delete_entity;
+	b->add_relations = sq_add_relations;
+	b->get_relation = sq_get_relation;
+	b->update_relation = sq_update_relation;
+	b->delete_relation = sq_delete_relation;
+	b->relations_of = sq_relations_of;
+	b->iter_entities = sq_iter_entities;
+	b->iter_relations = sq_iter_relations;
+	b->stats = sq_stats;
+	b->clear = sq_clear;
+	b->list_tenants = sq_list_tenants;
+	b->txn_begin = sq_txn_begin;
+	b->txn_commit = sq_txn_commit;
+	b->txn_rollback = sq_txn_rollback;
+	b->list_entities = sq_list_entities;
+	*out = b;
+	return 0;
+fail:
+	sq_free(b);
+	return rc;
+}
