@@ -154,8 +154,11 @@ typedef struct conn {
 	sqlite3_stmt *st[ST_COUNT];
 } conn;
 
+/* A transaction of kg_begin, or (pinned set) a read snapshot that one
+ * multi-query operation runs in: its queries then share one connection and
+ * one read transaction instead of taking the file locks once each. */
 typedef struct sq_txn {
-	int open;
+	struct conn *pinned;
 } sq_txn;
 
 #define MAX_READERS 8
@@ -314,6 +317,10 @@ static int reader_acquire(sq_backend *sb, kg_call *c, conn **out)
 	int rc = check_thread(sb, c);
 	if (rc < 0)
 		return rc;
+	if (c->txn && ((sq_txn *)c->txn)->pinned) {
+		*out = ((sq_txn *)c->txn)->pinned;
+		return 0;
+	}
 	if (c->txn || sb->in_memory) {
 		if ((rc = writer_acquire(sb, c)) < 0)
 			return rc;
@@ -349,11 +356,12 @@ static int reader_acquire(sq_backend *sb, kg_call *c, conn **out)
 
 static void reader_release(sq_backend *sb, kg_call *c, conn *cn)
 {
+	if (c->txn && ((sq_txn *)c->txn)->pinned == cn)
+		return; /* the snapshot's owner releases it */
 	if (cn == &sb->writer) {
 		writer_release(sb);
 		return;
 	}
-	(void)c;
 	pthread_mutex_lock(&sb->pool_lock);
 	sb->readers[sb->n_idle++] = cn;
 	pthread_cond_signal(&sb->pool_cond);
@@ -1216,6 +1224,82 @@ static int sq_txn_commit(kg_backend *b, kg_call *c, void *txn) { return txn_end(
 static int sq_txn_rollback(kg_backend *b, kg_call *c, void *txn) { return txn_end(b, c, txn, 0); }
 
 /* ------------------------------------------------------------------ */
+/* Multi-query operations: the core's algorithms inside one snapshot     */
+/* ------------------------------------------------------------------ */
+
+typedef struct snapshot {
+	sq_txn pin;
+	kg_call call;
+	conn *cn;
+} snapshot;
+
+/* Opens a read transaction on one connection for the calls made with
+ * snap->call. Inside a kg_begin transaction nothing is needed: its calls
+ * already share the writer connection. */
+static int snapshot_begin(sq_backend *sb, kg_call *c, snapshot *snap)
+{
+	snap->call = *c;
+	snap->cn = NULL;
+	if (c->txn)
+		return 0;
+	int rc = reader_acquire(sb, c, &snap->cn);
+	if (rc < 0)
+		return rc;
+	if ((rc = exec(sb, c, snap->cn->db, "BEGIN", "starting a read")) < 0) {
+		reader_release(sb, c, snap->cn);
+		return rc;
+	}
+	snap->pin.pinned = snap->cn;
+	snap->call.txn = &snap->pin;
+	return 0;
+}
+
+static int snapshot_end(sq_backend *sb, kg_call *c, snapshot *snap, int rc)
+{
+	if (snap->cn) {
+		sqlite3_exec(snap->cn->db, "COMMIT", NULL, NULL, NULL);
+		reader_release(sb, c, snap->cn);
+	}
+	c->result_flags |= snap->call.result_flags;
+	return rc;
+}
+
+#define IN_SNAPSHOT(b, c, expr)                             \
+	do {                                                    \
+		sq_backend *sb_ = sb_of(b);                         \
+		snapshot snap_;                                     \
+		int rc_ = snapshot_begin(sb_, c, &snap_);           \
+		if (rc_ < 0)                                        \
+			return rc_;                                     \
+		kg_call *sc = &snap_.call;                          \
+		rc_ = (expr);                                       \
+		return snapshot_end(sb_, c, &snap_, rc_);           \
+	} while (0)
+
+static int sq_neighbors(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
+                        kg_entity_list **out)
+{
+	IN_SNAPSHOT(b, c, kg_generic_neighbors(b, sc, id, relation_type, dir, out));
+}
+
+static int sq_traverse(kg_backend *b, kg_call *c, const char *start, const char *relation_type, int max_depth,
+                       size_t max_results, kg_path_list **out)
+{
+	IN_SNAPSHOT(b, c, kg_generic_traverse(b, sc, start, relation_type, max_depth, max_results, out));
+}
+
+static int sq_find_paths(kg_backend *b, kg_call *c, const char *source, const char *target, int max_depth,
+                         size_t max_paths, kg_path_list **out)
+{
+	IN_SNAPSHOT(b, c, kg_generic_find_paths(b, sc, source, target, max_depth, max_paths, out));
+}
+
+static int sq_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_subgraph **out)
+{
+	IN_SNAPSHOT(b, c, kg_generic_subgraph(b, sc, ids, n, out));
+}
+
+/* ------------------------------------------------------------------ */
 /* Opening                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1393,6 +1477,10 @@ int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size
 	b->txn_commit = sq_txn_commit;
 	b->txn_rollback = sq_txn_rollback;
 	b->list_entities = sq_list_entities;
+	b->neighbors = sq_neighbors;
+	b->traverse = sq_traverse;
+	b->find_paths = sq_find_paths;
+	b->subgraph = sq_subgraph;
 	*out = b;
 	return 0;
 fail:
