@@ -1352,12 +1352,14 @@ static int prepare_database(sq_backend *sb, char *err, size_t errcap)
 {
 	sqlite3 *db = sb->writer.db;
 	sqlite3_stmt *st = NULL;
-	int src = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-	                                 "('entities', 'relations')",
+	int src = sqlite3_prepare_v2(db, "SELECT count(*), sum(name LIKE 'kgstore_%') FROM sqlite_master "
+	                                 "WHERE type = 'table' AND name IN ('entities', 'relations', 'kgstore_meta', "
+	                                 "'kgstore_sources')",
 	                             -1, &st, NULL);
 	if (src == SQLITE_OK)
 		src = sqlite3_step(st);
-	int tables = src == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	int own = src == SQLITE_ROW ? sqlite3_column_int(st, 1) : 0;
+	int tables = src == SQLITE_ROW ? sqlite3_column_int(st, 0) - own : -1;
 	sqlite3_finalize(st);
 	if (tables < 0) {
 		int code = (src & 0xff) == SQLITE_NOTADB || (src & 0xff) == SQLITE_CORRUPT ? KG_ECORRUPT
@@ -1394,9 +1396,12 @@ static int prepare_database(sq_backend *sb, char *err, size_t errcap)
 	         sb->in_memory ? "MEMORY" : sb->journal_mode, sb->synchronous, sb->cache_size);
 	char *emsg = NULL;
 	src = sqlite3_exec(db, sql, NULL, NULL, &emsg);
-	if (src == SQLITE_OK)
+	/* A file kgstore has set up before needs no write, so opening it never
+	 * waits for another process's write transaction. */
+	int set_up = tables == 2 && own == 2;
+	if (src == SQLITE_OK && !set_up)
 		src = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg);
-	if (src == SQLITE_OK) {
+	if (src == SQLITE_OK && !set_up) {
 		src = sqlite3_exec(db, SCHEMA_TABLES, NULL, NULL, &emsg);
 		if (src == SQLITE_OK)
 			src = sqlite3_exec(db, SCHEMA_OWN, NULL, NULL, &emsg);
