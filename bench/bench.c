@@ -346,7 +346,7 @@ int kg_bench_main(int argc, char **argv)
 	if (cfg.progress)
 		fprintf(stderr, "\r\033[K");
 	if (!cfg.json)
-		printf("%-9s %-18s %8s %15s %12s %10s\n", "backend", "operation", "n", "median", "seed", "seed/us");
+		printf("%-9s %-18s %8s %15s %12s %10s\n", "backend", "operation", "n", "median", "seed", "seed/kg");
 	int rc = 0;
 	for (size_t i = 0; i < count && rc == 0; i++)
 		rc = bench_backend(list[i], &cfg, &w);
