@@ -7,3 +7,11 @@ if(TARGET kgstore_cli)
            COMMAND ${CMAKE_COMMAND} -DKGSTORE=$<TARGET_FILE:kgstore_cli>
                    -P ${CMAKE_CURRENT_SOURCE_DIR}/cli_bench_smoke.cmake)
 endif()
+
+# Every read subcommand on the WordNet demo store (needs wordnet-base and sqlite3).
+if(TARGET kgstore_cli AND KG_SQLITE_SOURCES)
+  add_test(NAME cli_commands
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_commands.sh $<TARGET_FILE:kgstore_cli>
+                   ${CMAKE_CURRENT_BINARY_DIR}/cli_commands)
+  set_tests_properties(cli_commands PROPERTIES TIMEOUT 900)
+endif()

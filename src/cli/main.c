@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli.h"
 #include "kgstore.h"
 
 typedef struct subcommand {
@@ -17,18 +18,30 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand COMMANDS[] = {
+	{ "demo", cli_cmd_demo, "load WordNet 3.0 and ask it questions, with timings" },
+	{ "init", cli_cmd_init, "create the store's tables if absent" },
+	{ "get", cli_cmd_get, "print an entity" },
+	{ "relation", cli_cmd_relation, "print a relation" },
+	{ "neighbors", cli_cmd_neighbors, "entities linked to an entity" },
+	{ "paths", cli_cmd_paths, "paths between two entities, shortest first" },
+	{ "list", cli_cmd_list, "entities in insertion order, paginated" },
+	{ "search", cli_cmd_search, "text search (BM25, Jaccard, cosine, Levenshtein) or vector search" },
+	{ "stats", cli_cmd_stats, "counts by type, tenants" },
+	{ "check", cli_cmd_check, "integrity: duplicate ids, dangling relations" },
 	{ "bench", kg_bench_main, "time the seed's workload on each backend (shared/bench/WORKLOAD.md)" },
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kgstore [-s|--store URI] [--tenant ID] COMMAND [ARGS...]\n\n"
+	fprintf(f, "usage: kgstore [-s|--store URI] [--tenant ID] [--json] [-q] COMMAND [ARGS...]\n\n"
 	           "A knowledge-graph store: in-memory, SQLite or PostgreSQL.\n\n"
 	           "Commands:\n");
 	for (size_t i = 0; i < sizeof(COMMANDS) / sizeof(COMMANDS[0]); i++)
 		fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 	fprintf(f, "\nStore URIs: memory:, sqlite:PATH, sqlite::memory:, postgresql://user@host:port/db\n"
-	           "(default: the environment as kg_open_env reads it, else sqlite:knowledge_graph.db).\n"
+	           "(default: $KGSTORE_URI, else the seed's environment when ENVIRONMENT is set,\n"
+	           "else sqlite:knowledge_graph.db). --json prints the original's JSON objects;\n"
+	           "progress shows on a terminal only (-q: never).\n"
 	           "`kgstore COMMAND --help` tells more.\n\n"
 	           "Exit codes: 0 ok, 1 usage, 2 not found, 3 invalid input, 4 busy / connection / pool,\n"
 	           "5 I/O or corrupt input, 10 internal error.\n");
@@ -48,10 +61,20 @@ int main(int argc, char **argv)
 			printf("kgstore %s\n", KGSTORE_VERSION_STRING);
 			return 0;
 		}
-		if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--store") || !strcmp(argv[i], "--tenant")) &&
-		    i + 1 < argc) {
-			setenv(!strcmp(argv[i], "--tenant") ? "KGSTORE_TENANT" : "KGSTORE_URI", argv[i + 1], 1);
-			i++;
+		if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--store")) && i + 1 < argc) {
+			g_cli.store_uri = argv[++i];
+			continue;
+		}
+		if (!strcmp(argv[i], "--tenant") && i + 1 < argc) {
+			g_cli.tenant = argv[++i];
+			continue;
+		}
+		if (!strcmp(argv[i], "--json")) {
+			g_cli.json = 1;
+			continue;
+		}
+		if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
+			g_cli.quiet = 1;
 			continue;
 		}
 		fprintf(stderr, "kgstore: unknown option '%s'\n\n", argv[i]);
