@@ -15,3 +15,11 @@ if(TARGET kgstore_cli AND KG_SQLITE_SOURCES)
                    ${CMAKE_CURRENT_BINARY_DIR}/cli_commands)
   set_tests_properties(cli_commands PROPERTIES TIMEOUT 900)
 endif()
+
+# cmake --install, then a program outside the tree builds with pkg-config
+# (not in the sanitizer build: a plain cc program cannot load an ASan library).
+if(NOT KG_SANITIZE)
+  add_test(NAME install_pkgconfig
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/install_test.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
+                   ${CMAKE_CURRENT_BINARY_DIR}/install_test)
+endif()

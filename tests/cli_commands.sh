@@ -49,9 +49,29 @@ expect 1 'unknown command' -- "$KG" no-such-command
 printf 'this is a text file, not a database, and kgstore must leave it alone\n' >"$dir/not-a-db"
 expect 5 'not-a-db' -- "$KG" -s "sqlite:$dir/not-a-db" stats
 grep -q 'must leave it alone' "$dir/not-a-db" || fail "the non-database file was modified"
-for cmd in init get relation neighbors paths list search stats check demo bench; do
+for cmd in init get relation neighbors paths list search stats check demo bench import export migrate verify degrade; do
 	expect 0 'usage: kgstore' -- "$KG" "$cmd" --help
 done
+
+# The seed's environment opening: testing -> sqlite::memory:, bad -> exit 3.
+expect 0 '^sqlite store, global namespace: 0 entities' -- env ENVIRONMENT=testing "$KG" stats
+expect 3 'ENVIRONMENT=.bogus. is not one of' -- env ENVIRONMENT=bogus "$KG" stats
+
+# Moving data: the adverbs (and relations among them) out and into a new
+# file, compared by verify; a truncated file changes nothing.
+expect 0 'Adverb|entities' -- "$KG" -s "$db" export "$dir/adv.jsonl.gz" --type Adverb
+expect 0 '3621 entities' -- "$KG" -s "sqlite:$dir/adv.db" import "$dir/adv.jsonl.gz"
+expect 0 '"entity_count": 3621' -- "$KG" -s "sqlite:$dir/adv.db" stats --json
+expect 0 '^equal' -- "$KG" verify "sqlite:$dir/adv.db" "sqlite:$dir/adv.db"
+expect 5 '' -- "$KG" verify "sqlite:$dir/adv.db" "$db"
+expect 0 'verified' -- "$KG" migrate "sqlite:$dir/adv.db" "sqlite:$dir/adv2.db"
+expect 0 '^equal' -- "$KG" verify "sqlite:$dir/adv.db" "sqlite:$dir/adv2.db"
+expect 0 '' -- "$KG" migrate "sqlite:$dir/adv2.db" "$dir/adv2.json"
+expect 0 '"entities"' -- head -c 100 "$dir/adv2.json"
+head -c 20000 "$dir/adv.jsonl.gz" >"$dir/cut.jsonl.gz"
+expect 5 'cut\.jsonl\.gz' -- "$KG" -s "sqlite:$dir/adv2.db" import "$dir/cut.jsonl.gz" --tenant t1
+expect 0 '"entity_count": 0' -- "$KG" -s "sqlite:$dir/adv2.db" --tenant t1 stats --json
+expect 0 'none' -- "$KG" degrade status --journal "$dir/no-journal"
 
 # A store the original system (or hand-written SQL) left inconsistent.
 sqlite3 "$dir/wn.db" "INSERT INTO relations (id, tenant_id, relation_type, source_id, target_id, properties)

@@ -80,6 +80,11 @@ int cli_cmd_search(int argc, char **argv);
 int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_check(int argc, char **argv);
 int cli_cmd_demo(int argc, char **argv);
+int cli_cmd_import(int argc, char **argv);
+int cli_cmd_export(int argc, char **argv);
+int cli_cmd_migrate(int argc, char **argv);
+int cli_cmd_verify(int argc, char **argv);
+int cli_cmd_degrade(int argc, char **argv);
 
 /* Loads WordNet 3.0's database files from dir into s (see wordnet.c). */
 typedef struct wn_load_stats {

@@ -27,6 +27,11 @@ static const subcommand COMMANDS[] = {
 	{ "list", cli_cmd_list, "entities in insertion order, paginated" },
 	{ "search", cli_cmd_search, "text search (BM25, Jaccard, cosine, Levenshtein) or vector search" },
 	{ "stats", cli_cmd_stats, "counts by type, tenants" },
+	{ "import", cli_cmd_import, "read JSONL, JSONL.gz, JSON or CSV files into the store" },
+	{ "export", cli_cmd_export, "write the store as JSONL, JSONL.gz or JSON (the original's format)" },
+	{ "migrate", cli_cmd_migrate, "copy a graph between two stores (or a file), then verify" },
+	{ "verify", cli_cmd_verify, "compare two stores' contents by counts and checksums" },
+	{ "degrade", cli_cmd_degrade, "graceful-degradation journal: status, replay by hand" },
 	{ "check", cli_cmd_check, "integrity: duplicate ids, dangling relations" },
 	{ "bench", kg_bench_main, "time the seed's workload on each backend (shared/bench/WORKLOAD.md)" },
 };

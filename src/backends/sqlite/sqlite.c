@@ -93,6 +93,15 @@ enum stmt_id {
 	ST_CLEAR_SOURCES,
 	ST_TENANTS,
 	ST_ADJACENCY,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_IN_SOURCES,
+	ST_OUT_TARGETS,
+	ST_RELATION_BY_ROWID,
 	ST_COUNT
 };
 
@@ -143,6 +152,18 @@ static const char *const SQL[ST_COUNT] = {
 	[ST_TENANTS] = "SELECT tenant_id FROM entities WHERE tenant_id IS NOT NULL UNION "
 	               "SELECT tenant_id FROM relations WHERE tenant_id IS NOT NULL ORDER BY 1",
 	[ST_ADJACENCY] = "SELECT rowid, source_id, target_id FROM relations WHERE tenant_id IS ?1",
+	/* Transaction control as cached statements: sqlite3_exec would parse
+	 * them on every call, a measurable part of a single add. */
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT kgcall",
+	[ST_RELEASE] = "RELEASE kgcall",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO kgcall",
+	/* Light rows for path search: ids only, in insertion order. */
+	[ST_IN_SOURCES] = "SELECT source_id FROM relations WHERE tenant_id IS ?2 AND target_id = ?1 ORDER BY rowid",
+	[ST_OUT_TARGETS] = "SELECT rowid, target_id FROM relations WHERE tenant_id IS ?2 AND source_id = ?1 ORDER BY rowid",
+	[ST_RELATION_BY_ROWID] = "SELECT " RELATION_COLS "FROM relations r WHERE r.rowid = ?1",
 };
 
 /* ------------------------------------------------------------------ */
@@ -162,6 +183,10 @@ typedef struct sq_txn {
 } sq_txn;
 
 #define MAX_READERS 8
+/* Bytes of the file each connection reads through mmap (PRAGMA mmap_size). */
+#define KG_SQ_MMAP_SIZE "1073741824"
+/* Path searches up to this depth run on fixed arrays (deeper ones: generic). */
+#define KG_SQ_MAX_DEPTH 62
 
 typedef struct sq_backend {
 	kg_backend base;
@@ -233,6 +258,11 @@ static int conn_open(sq_backend *sb, conn *cn, int create, char *err, size_t err
 		return rc == SQLITE_NOMEM ? KG_ENOMEM : KG_EIO;
 	}
 	sqlite3_busy_timeout(cn->db, (int)(sb->timeout * 1000));
+	/* Reads through a shared memory map of the file instead of each
+	 * connection's own page cache filled by pread: a large file read by
+	 * several pooled connections then costs no syscall per page. */
+	if (!sb->in_memory)
+		sqlite3_exec(cn->db, "PRAGMA mmap_size=" KG_SQ_MMAP_SIZE, NULL, NULL, NULL);
 	sqlite3_extended_result_codes(cn->db, 0);
 	return 0;
 }
@@ -374,6 +404,31 @@ static int exec(sq_backend *sb, kg_call *c, sqlite3 *db, const char *sql, const 
 	return src == SQLITE_OK ? 0 : sq_error(sb, c, db, src, what);
 }
 
+static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc);
+static size_t str_hash(const char *s);
+
+/* Runs one cached transaction-control statement (ST_BEGIN...). */
+static int control(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const char *what)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, cn, c, id, &rc);
+	if (!st)
+		return rc;
+	int src = sqlite3_step(st);
+	sqlite3_reset(st);
+	return src == SQLITE_DONE || src == SQLITE_ROW ? 0 : sq_error(sb, c, cn->db, src, what);
+}
+
+/* Undoes a failed write; its own failure is not the caller's news (the
+ * first error is), but a scratch call keeps the caller's message. */
+static void control_quiet(sq_backend *sb, conn *cn, enum stmt_id id)
+{
+	char buf[256];
+	kg_call scratch = { .msg = buf, .msgcap = sizeof(buf) };
+	if (control(sb, &scratch, cn, id, "rolling back") < 0 && (id == ST_ROLLBACK || id == ST_ROLLBACK_TO))
+		sqlite3_exec(cn->db, id == ST_ROLLBACK ? "ROLLBACK" : "ROLLBACK TO kgcall", NULL, NULL, NULL);
+}
+
 /* A write call: its own transaction, or a savepoint inside the caller's, so
  * a failed call leaves nothing and an open transaction stays usable. */
 static int write_begin(sq_backend *sb, kg_call *c)
@@ -381,7 +436,7 @@ static int write_begin(sq_backend *sb, kg_call *c)
 	int rc = writer_acquire(sb, c);
 	if (rc < 0)
 		return rc;
-	rc = exec(sb, c, sb->writer.db, c->txn ? "SAVEPOINT kgcall" : "BEGIN IMMEDIATE", "starting a write");
+	rc = control(sb, c, &sb->writer, c->txn ? ST_SAVEPOINT : ST_BEGIN, "starting a write");
 	if (rc < 0)
 		writer_release(sb);
 	return rc;
@@ -390,11 +445,14 @@ static int write_begin(sq_backend *sb, kg_call *c)
 static int write_end(sq_backend *sb, kg_call *c, int rc)
 {
 	if (rc >= 0) {
-		rc = exec(sb, c, sb->writer.db, c->txn ? "RELEASE kgcall" : "COMMIT", "committing");
+		rc = control(sb, c, &sb->writer, c->txn ? ST_RELEASE : ST_COMMIT, "committing");
 		if (rc < 0 && !c->txn)
-			sqlite3_exec(sb->writer.db, "ROLLBACK", NULL, NULL, NULL);
+			control_quiet(sb, &sb->writer, ST_ROLLBACK);
+	} else if (c->txn) {
+		control_quiet(sb, &sb->writer, ST_ROLLBACK_TO);
+		control_quiet(sb, &sb->writer, ST_RELEASE);
 	} else {
-		sqlite3_exec(sb->writer.db, c->txn ? "ROLLBACK TO kgcall; RELEASE kgcall" : "ROLLBACK", NULL, NULL, NULL);
+		control_quiet(sb, &sb->writer, ST_ROLLBACK);
 	}
 	writer_release(sb);
 	return rc;
@@ -710,11 +768,45 @@ static int sq_delete_entity(kg_backend *b, kg_call *c, const char *id)
 /* Relations                                                            */
 /* ------------------------------------------------------------------ */
 
-static int check_endpoints(sq_backend *sb, kg_call *c, const kg_relation *r)
+/* Entity ids a bulk relation add has already found, so each endpoint is
+ * looked up once per call. Valid for one call only: the call holds the write
+ * transaction, so no entity can go away meanwhile. Keys are borrowed from
+ * the caller's batch. A full or unallocated set just means more lookups. */
+typedef struct seen_set {
+	const char **keys;
+	size_t mask, n;
+} seen_set;
+
+static int seen_has(const seen_set *ss, const char *id)
+{
+	if (!ss || !ss->keys)
+		return 0;
+	for (size_t i = str_hash(id) & ss->mask; ss->keys[i]; i = (i + 1) & ss->mask)
+		if (strcmp(ss->keys[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+static void seen_add(seen_set *ss, const char *id)
+{
+	if (!ss || !ss->keys || ss->n * 2 >= ss->mask)
+		return;
+	size_t i = str_hash(id) & ss->mask;
+	while (ss->keys[i])
+		i = (i + 1) & ss->mask;
+	ss->keys[i] = id;
+	ss->n++;
+}
+
+static int check_endpoints_seen(sq_backend *sb, kg_call *c, const kg_relation *r, seen_set *ss)
 {
 	const char *ends[2] = { r->source_id, r->target_id };
 	for (int k = 0; k < 2; k++) {
+		if (seen_has(ss, ends[k]))
+			continue;
 		int have = exists(sb, c, &sb->writer, ST_HAS_ENTITY, ends[k]);
+		if (have > 0)
+			seen_add(ss, ends[k]);
 		if (have < 0)
 			return have;
 		if (!have)
@@ -725,6 +817,11 @@ static int check_endpoints(sq_backend *sb, kg_call *c, const kg_relation *r)
 			                     c->tenant ? c->tenant : "");
 	}
 	return 0;
+}
+
+static int check_endpoints(sq_backend *sb, kg_call *c, const kg_relation *r)
+{
+	return check_endpoints_seen(sb, c, r, NULL);
 }
 
 static int insert_relation(sq_backend *sb, kg_call *c, const kg_relation *r)
@@ -752,11 +849,21 @@ static int sq_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, 
 {
 	sq_backend *sb = sb_of(b);
 	*added = 0;
+	seen_set ss = { 0 };
+	if (n > 1) {
+		size_t cap = 64;
+		while (cap < 4 * n && cap < ((size_t)1 << 24))
+			cap *= 2;
+		ss.keys = calloc(cap, sizeof(*ss.keys)); /* NULL: plain lookups */
+		ss.mask = cap - 1;
+	}
 	int rc = write_begin(sb, c);
-	if (rc < 0)
+	if (rc < 0) {
+		free(ss.keys);
 		return rc;
+	}
 	for (size_t i = 0; i < n && rc >= 0; i++) {
-		if ((rc = check_endpoints(sb, c, &rels[i])) < 0)
+		if ((rc = check_endpoints_seen(sb, c, &rels[i], &ss)) < 0)
 			break;
 		int have = exists(sb, c, &sb->writer, ST_HAS_RELATION, rels[i].id);
 		if (have < 0) {
@@ -771,6 +878,7 @@ static int sq_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, 
 			(*added)++;
 		}
 	}
+	free(ss.keys);
 	if (rc < 0)
 		*added = 0;
 	return write_end(sb, c, rc);
@@ -1288,10 +1396,377 @@ static int sq_traverse(kg_backend *b, kg_call *c, const char *start, const char 
 	IN_SNAPSHOT(b, c, kg_generic_traverse(b, sc, start, relation_type, max_depth, max_results, out));
 }
 
+/*
+ * find_paths: the core's algorithm (kg_generic_find_paths: a backward BFS
+ * from the target gives distances, then depth-first walks from the source,
+ * shortest length first, edges in insertion order), so the answer is the
+ * same path for path; but the searches read only ids (source_id of incoming
+ * relations, rowid and target_id of outgoing ones) instead of whole relation
+ * records, and fetch full entities and relations only for the paths returned.
+ */
+typedef struct pnode {
+	char *id;
+	long dist;           /* hops to the target, -1 unknown */
+	int loaded;          /* out edges read */
+	size_t n_out;
+	sqlite3_int64 *out_rowid;
+	size_t *out_node;    /* node of each out edge's target, SIZE_MAX: none */
+	size_t entity;       /* index in the path list, SIZE_MAX: not added */
+} pnode;
+
+typedef struct pgraph {
+	sq_backend *sb;
+	kg_call *c;
+	conn *cn;
+	pnode *nodes;
+	size_t n, cap;
+	size_t *slots; /* open addressing: node index + 1, 0 = empty */
+	size_t mask;
+	sqlite3_int64 *rel_rowid; /* relations in the path list, by rowid */
+	size_t *rel_index;
+	size_t n_rel, cap_rel;
+	kg_path_list *pl;
+} pgraph;
+
+static size_t str_hash(const char *s)
+{
+	size_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static size_t pg_find(const pgraph *g, const char *id)
+{
+	if (!g->slots)
+		return SIZE_MAX;
+	for (size_t i = str_hash(id) & g->mask;; i = (i + 1) & g->mask) {
+		size_t v = g->slots[i];
+		if (!v)
+			return SIZE_MAX;
+		if (strcmp(g->nodes[v - 1].id, id) == 0)
+			return v - 1;
+	}
+}
+
+/* The node of an id, created on first sight (*node). */
+static int pg_node(pgraph *g, const char *id, size_t *node)
+{
+	if ((*node = pg_find(g, id)) != SIZE_MAX)
+		return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 64;
+		pnode *nodes = realloc(g->nodes, cap * sizeof(*nodes));
+		size_t *slots = calloc(cap * 2, sizeof(*slots));
+		if (!nodes || !slots) {
+			if (nodes)
+				g->nodes = nodes;
+			free(slots);
+			return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+		}
+		g->nodes = nodes;
+		g->cap = cap;
+		free(g->slots);
+		g->slots = slots;
+		g->mask = cap * 2 - 1;
+		for (size_t k = 0; k < g->n; k++) {
+			size_t i = str_hash(g->nodes[k].id) & g->mask;
+			while (g->slots[i])
+				i = (i + 1) & g->mask;
+			g->slots[i] = k + 1;
+		}
+	}
+	char *copy = strdup(id);
+	if (!copy)
+		return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+	g->nodes[g->n] = (pnode){ copy, -1, 0, 0, NULL, NULL, SIZE_MAX };
+	size_t i = str_hash(id) & g->mask;
+	while (g->slots[i])
+		i = (i + 1) & g->mask;
+	g->slots[i] = g->n + 1;
+	*node = g->n++;
+	return 0;
+}
+
+static void pg_free(pgraph *g)
+{
+	for (size_t i = 0; i < g->n; i++) {
+		free(g->nodes[i].id);
+		free(g->nodes[i].out_rowid);
+		free(g->nodes[i].out_node);
+	}
+	free(g->nodes);
+	free(g->slots);
+	free(g->rel_rowid);
+	free(g->rel_index);
+	kg_path_list_free(g->pl);
+}
+
+/* Outgoing edges of a node, read once: rowid and the target's node (only
+ * nodes the backward search made can be on a path). */
+static int pg_out(pgraph *g, size_t node)
+{
+	pnode *p = &g->nodes[node];
+	if (p->loaded)
+		return 0;
+	int rc = 0;
+	sqlite3_stmt *st = stmt(g->sb, g->cn, g->c, ST_OUT_TARGETS, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_text(st, 1, p->id, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, g->c->tenant);
+	size_t cap = 0;
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		size_t to = pg_find(g, column_str(st, 1) ? column_str(st, 1) : "");
+		if (to == SIZE_MAX)
+			continue;
+		if (p->n_out == cap) {
+			cap = cap ? cap * 2 : 8;
+			sqlite3_int64 *r = realloc(p->out_rowid, cap * sizeof(*r));
+			if (r)
+				p->out_rowid = r;
+			size_t *t = realloc(p->out_node, cap * sizeof(*t));
+			if (t)
+				p->out_node = t;
+			if (!r || !t) {
+				sqlite3_reset(st);
+				return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+			}
+		}
+		p->out_rowid[p->n_out] = sqlite3_column_int64(st, 0);
+		p->out_node[p->n_out++] = to;
+	}
+	sqlite3_reset(st);
+	if (src != SQLITE_DONE)
+		return sq_error(g->sb, g->c, g->cn->db, src, "finding paths");
+	p->loaded = 1;
+	return 0;
+}
+
+static int pg_entity(pgraph *g, size_t node, size_t *idx)
+{
+	if (g->nodes[node].entity == SIZE_MAX) {
+		int rc = 0;
+		sqlite3_stmt *st = stmt(g->sb, g->cn, g->c, ST_GET_ENTITY, &rc);
+		if (!st)
+			return rc;
+		sqlite3_bind_text(st, 1, g->nodes[node].id, -1, SQLITE_STATIC);
+		bind_tenant(st, 2, g->c->tenant);
+		int src = sqlite3_step(st);
+		kg_entity *e = src == SQLITE_ROW ? row_entity(st) : NULL;
+		sqlite3_reset(st);
+		if (src == SQLITE_DONE)
+			return not_found(g->c, "entity", g->nodes[node].id);
+		if (src != SQLITE_ROW)
+			return sq_error(g->sb, g->c, g->cn->db, src, "finding paths");
+		if (!e || kg_path_list_add_entity(g->pl, e, &g->nodes[node].entity) < 0)
+			return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+	}
+	*idx = g->nodes[node].entity;
+	return 0;
+}
+
+static int pg_relation(pgraph *g, sqlite3_int64 rowid, size_t *idx)
+{
+	for (size_t i = 0; i < g->n_rel; i++)
+		if (g->rel_rowid[i] == rowid) {
+			*idx = g->rel_index[i];
+			return 0;
+		}
+	if (g->n_rel == g->cap_rel) {
+		size_t cap = g->cap_rel ? g->cap_rel * 2 : 16;
+		sqlite3_int64 *r = realloc(g->rel_rowid, cap * sizeof(*r));
+		if (r)
+			g->rel_rowid = r;
+		size_t *x = realloc(g->rel_index, cap * sizeof(*x));
+		if (x)
+			g->rel_index = x;
+		if (!r || !x)
+			return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+		g->cap_rel = cap;
+	}
+	int rc = 0;
+	sqlite3_stmt *st = stmt(g->sb, g->cn, g->c, ST_RELATION_BY_ROWID, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, rowid);
+	int src = sqlite3_step(st);
+	kg_relation *r = src == SQLITE_ROW ? row_relation(st) : NULL;
+	sqlite3_reset(st);
+	if (src != SQLITE_ROW)
+		return src == SQLITE_DONE ? kg_call_error(g->c, KG_EINTERNAL, "finding paths: a relation vanished inside "
+		                                                               "a read transaction")
+		                          : sq_error(g->sb, g->c, g->cn->db, src, "finding paths");
+	if (!r || kg_path_list_add_relation(g->pl, r, idx) < 0)
+		return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+	g->rel_rowid[g->n_rel] = rowid;
+	g->rel_index[g->n_rel++] = *idx;
+	return 0;
+}
+
+static int pg_add_path(pgraph *g, const size_t *nodes, const sqlite3_int64 *edges, size_t n_edges)
+{
+	size_t nidx[KG_SQ_MAX_DEPTH + 2], eidx[KG_SQ_MAX_DEPTH + 1];
+	int rc;
+	for (size_t i = 0; i <= n_edges; i++)
+		if ((rc = pg_entity(g, nodes[i], &nidx[i])) < 0)
+			return rc;
+	for (size_t i = 0; i < n_edges; i++)
+		if ((rc = pg_relation(g, edges[i], &eidx[i])) < 0)
+			return rc;
+	if (kg_path_list_add_path(g->pl, nidx, n_edges + 1, eidx, 1.0 / (1.0 + (double)n_edges)) < 0)
+		return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
+	return 0;
+}
+
+typedef struct pwalk {
+	pgraph *g;
+	size_t target, want, max_paths;
+	size_t nodes[KG_SQ_MAX_DEPTH + 2];
+	sqlite3_int64 edges[KG_SQ_MAX_DEPTH + 1];
+} pwalk;
+
+/* Paths of exactly `want` edges from nodes[0]: 1 = enough, 0 = go on. */
+static int pg_walk(pwalk *w, size_t depth)
+{
+	size_t at = w->nodes[depth];
+	int rc = pg_out(w->g, at);
+	if (rc < 0)
+		return rc;
+	size_t left = w->want - depth - 1;
+	for (size_t i = 0; i < w->g->nodes[at].n_out; i++) {
+		size_t next = w->g->nodes[at].out_node[i];
+		if (left == 0) {
+			if (next != w->target)
+				continue;
+		} else {
+			long d = w->g->nodes[next].dist;
+			if (d < 0 || (size_t)d > left || next == w->target)
+				continue;
+			int cycle = 0;
+			for (size_t k = 0; k <= depth && !cycle; k++)
+				cycle = w->nodes[k] == next;
+			if (cycle)
+				continue;
+		}
+		w->nodes[depth + 1] = next;
+		w->edges[depth] = w->g->nodes[at].out_rowid[i];
+		if (left == 0) {
+			if ((rc = pg_add_path(w->g, w->nodes, w->edges, w->want)) < 0)
+				return rc;
+			if (w->max_paths && w->g->pl->count >= w->max_paths)
+				return 1;
+			continue;
+		}
+		/* pg_out may move the node array: index, never hold pointers. */
+		if ((rc = pg_walk(w, depth + 1)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int paths_on(sq_backend *sb, kg_call *c, conn *cn, const char *source, const char *target, int max_depth,
+                    size_t max_paths, kg_path_list **out)
+{
+	pgraph g = { .sb = sb, .c = c, .cn = cn };
+	size_t *queue = NULL;
+	int rc = 0;
+	if (!(g.pl = kg_path_list_new()))
+		return kg_call_error(c, KG_ENOMEM, "out of memory finding paths");
+	const char *ends[2] = { source, target };
+	for (int k = 0; k < 2 && rc == 0; k++) {
+		int have = exists(sb, c, cn, ST_HAS_ENTITY, ends[k]);
+		rc = have < 0 ? have : have ? 0 : not_found(c, "entity", ends[k]);
+	}
+	size_t src = 0, dst = 0;
+	if (rc < 0 || (rc = pg_node(&g, target, &dst)) < 0 || (rc = pg_node(&g, source, &src)) < 0)
+		goto cleanup;
+	if (src == dst) {
+		rc = pg_add_path(&g, &src, NULL, 0);
+	} else if (max_depth > 0) {
+		size_t qn = 0, qcap = 64, head = 0;
+		long source_dist = -1;
+		if (!(queue = malloc(qcap * sizeof(*queue)))) {
+			rc = kg_call_error(c, KG_ENOMEM, "out of memory finding paths");
+			goto cleanup;
+		}
+		g.nodes[dst].dist = 0;
+		queue[qn++] = dst;
+		sqlite3_stmt *st = stmt(sb, cn, c, ST_IN_SOURCES, &rc);
+		while (st && rc == 0 && head < qn) {
+			size_t at = queue[head++];
+			long d = g.nodes[at].dist;
+			sqlite3_bind_text(st, 1, g.nodes[at].id, -1, SQLITE_STATIC);
+			bind_tenant(st, 2, c->tenant);
+			int s2;
+			while (rc == 0 && (s2 = sqlite3_step(st)) == SQLITE_ROW) {
+				const char *prev_id = column_str(st, 0) ? column_str(st, 0) : "";
+				if (strcmp(prev_id, source) == 0 && source_dist < 0)
+					source_dist = d + 1;
+				if (d + 1 >= max_depth)
+					continue;
+				size_t prev;
+				if ((rc = pg_node(&g, prev_id, &prev)) < 0 || g.nodes[prev].dist >= 0)
+					continue;
+				g.nodes[prev].dist = d + 1;
+				if (qn == qcap) {
+					size_t *q = realloc(queue, qcap * 2 * sizeof(*q));
+					if (!q) {
+						rc = kg_call_error(c, KG_ENOMEM, "out of memory finding paths");
+						break;
+					}
+					queue = q;
+					qcap *= 2;
+				}
+				queue[qn++] = prev;
+			}
+			if (rc == 0 && s2 != SQLITE_DONE)
+				rc = sq_error(sb, c, cn->db, s2, "finding paths");
+			sqlite3_reset(st);
+		}
+		if (!st)
+			goto cleanup;
+		if (rc == 0 && source_dist > 0) {
+			pwalk w = { .g = &g, .target = dst, .max_paths = max_paths };
+			w.nodes[0] = src;
+			for (long len = source_dist; len <= max_depth; len++) {
+				w.want = (size_t)len;
+				int wr = pg_walk(&w, 0);
+				if (wr != 0) {
+					rc = wr < 0 ? wr : 0;
+					break;
+				}
+			}
+		}
+	}
+cleanup:
+	if (rc == 0) {
+		*out = g.pl;
+		g.pl = NULL;
+	}
+	free(queue);
+	pg_free(&g);
+	return rc;
+}
+
 static int sq_find_paths(kg_backend *b, kg_call *c, const char *source, const char *target, int max_depth,
                          size_t max_paths, kg_path_list **out)
 {
-	IN_SNAPSHOT(b, c, kg_generic_find_paths(b, sc, source, target, max_depth, max_paths, out));
+	/* Deeper searches than the fixed walk arrays take go the generic way. */
+	if (max_depth > KG_SQ_MAX_DEPTH)
+		IN_SNAPSHOT(b, c, kg_generic_find_paths(b, sc, source, target, max_depth, max_paths, out));
+	sq_backend *sb = sb_of(b);
+	snapshot snap;
+	int rc = snapshot_begin(sb, c, &snap);
+	if (rc < 0)
+		return rc;
+	conn *cn;
+	if ((rc = reader_acquire(sb, &snap.call, &cn)) == 0) {
+		rc = paths_on(sb, &snap.call, cn, source, target, max_depth, max_paths, out);
+		reader_release(sb, &snap.call, cn);
+	}
+	return snapshot_end(sb, c, &snap, rc);
 }
 
 static int sq_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_subgraph **out)

@@ -1,0 +1,516 @@
+/*
+ * unit_io_formats.c - export and import in every format: JSONL, JSONL.gz,
+ * JSON, CSV pairs (our columns and neo4j-admin headers), relations before
+ * their entities, tenants, filters, counts, deferred relations spilled to a
+ * temporary file, and progress. Every round trip is checked with kg_verify.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "kgstore.h"
+#include "kgstore/io.h"
+
+#ifndef KG_IO_DATA
+#define KG_IO_DATA "tests/data/io"
+#endif
+
+static char dir[256];
+
+static void path_of(char *buf, size_t cap, const char *name) { snprintf(buf, cap, "%s/%s", dir, name); }
+
+/* A graph with what tends to get lost: unicode and escapes, nested
+ * properties, embeddings (extreme floats too), weight 0.0 and a weight with
+ * no short decimal form, parallel edges, a self-loop, sources, exact
+ * timestamps, and three namespaces sharing ids. */
+static void build_sample(kg_store *s)
+{
+	static const float emb[] = { 0.1f, -0.5f, 3.4028235e38f, 1.4e-45f, -0.0f, 0.33333334f };
+	kg_entity e[3] = { KG_ENTITY_INIT, KG_ENTITY_INIT, KG_ENTITY_INIT };
+	e[0].id = "a";
+	e[0].entity_type = "Person";
+	e[0].properties = "{\"name\": \"Zo\xc3\xab \xe2\x98\x83\", \"q\": \"quote\\\" back\\\\ nl\\n\", "
+	                  "\"n\": {\"x\": [1, 2.5, -3e-7, true, null]}, \"big\": 12345678901234}";
+	e[0].embedding = emb;
+	e[0].embedding_dim = 6;
+	e[0].source = "src-1";
+	e[0].created_at = 1700000000123456;
+	e[0].updated_at = 1700000001654321;
+	e[1].id = "b";
+	e[1].entity_type = "Company";
+	e[1].created_at = 1600000000000001;
+	e[1].updated_at = 1600000000000002;
+	e[2].id = "c d/\xe2\x82\xac";
+	e[2].entity_type = "Person";
+	e[2].properties = "{}";
+	CHECK_OK(s, kg_add_entities(s, e, 3, 0, NULL));
+	kg_relation r[3] = { KG_RELATION_INIT, KG_RELATION_INIT, KG_RELATION_INIT };
+	r[0].id = "r1", r[0].relation_type = "WORKS_FOR", r[0].source_id = "a", r[0].target_id = "b";
+	r[0].weight = 0.0;
+	r[0].properties = "{\"since\": 2020, \"x\": [1, 2]}";
+	r[0].source = "hr";
+	r[1].id = "r2", r[1].relation_type = "WORKS_FOR", r[1].source_id = "a", r[1].target_id = "b";
+	r[1].weight = 1.0 / 3.0;
+	r[2].id = "r3", r[2].relation_type = "SELF", r[2].source_id = "c d/\xe2\x82\xac";
+	r[2].target_id = "c d/\xe2\x82\xac";
+	CHECK_OK(s, kg_add_relations(s, r, 3, 0, NULL));
+
+	kg_store *t = NULL;
+	CHECK_OK(s, kg_tenant(s, "t1", &t));
+	kg_entity te[2] = { KG_ENTITY_INIT, KG_ENTITY_INIT };
+	te[0].id = "a", te[0].entity_type = "Person", te[0].properties = "{\"tenant\": \"one\"}";
+	te[1].id = "x", te[1].entity_type = "Place";
+	CHECK_OK(t, kg_add_entities(t, te, 2, 0, NULL));
+	kg_relation tr = KG_RELATION_INIT;
+	tr.id = "r1", tr.relation_type = "LOCATED_IN", tr.source_id = "a", tr.target_id = "x", tr.weight = 0.75;
+	CHECK_OK(t, kg_add_relation(t, &tr));
+	kg_close(t);
+	CHECK_OK(s, kg_tenant(s, "t-2", &t));
+	kg_entity only = KG_ENTITY_INIT;
+	only.id = "solo", only.entity_type = "Thing";
+	CHECK_OK(t, kg_add_entity(t, &only));
+	kg_close(t);
+}
+
+static kg_store *open_store(const char *uri)
+{
+	kg_store *s = NULL;
+	if (kg_open(uri, &s) != KG_OK) {
+		fprintf(stderr, "open %s: %s\n", uri, s ? kg_errmsg(s) : "?");
+		kg_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int verify_equal(kg_store *a, kg_store *b)
+{
+	kg_verify_result v;
+	int rc = kg_verify(a, b, NULL, &v);
+	if (rc || !v.equal)
+		fprintf(stderr, "  verify: rc %d: %s\n", rc, v.errmsg);
+	return rc == KG_OK && v.equal;
+}
+
+static int file_starts_with_gzip_magic(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char m[2] = { 0, 0 };
+	if (f) {
+		if (fread(m, 1, 2, f) != 2)
+			m[0] = 0;
+		fclose(f);
+	}
+	return m[0] == 0x1f && m[1] == 0x8b;
+}
+
+static void roundtrip(const char *name, kg_io_format fmt, int gzip, const char *dst_uri)
+{
+	kg_store *src = open_store("memory:");
+	kg_store *dst = open_store(dst_uri);
+	CHECK(src && dst);
+	if (!src || !dst)
+		goto out;
+	build_sample(src);
+	char path[512];
+	path_of(path, sizeof path, name);
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.format = fmt;
+	eo.gzip = gzip;
+	eo.all_tenants = 1;
+	kg_export_result er;
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	CHECK(er.entity_count == 6);
+	CHECK(er.relation_count == 4);
+	CHECK(er.compressed == (gzip || strstr(name, ".gz") != NULL));
+	if (er.compressed) {
+		CHECK(strstr(er.filepath, ".gz") != NULL);
+		CHECK(file_starts_with_gzip_magic(er.filepath));
+	}
+	kg_import_result ir;
+	kg_import_options io = KG_IMPORT_OPTIONS_INIT;
+	io.format = fmt;
+	io.batch_size = 2; /* several batches even for a small graph */
+	int rc = kg_import(dst, er.filepath, &io, &ir);
+	if (rc)
+		fprintf(stderr, "  import: %s\n", ir.errmsg);
+	CHECK(rc == KG_OK);
+	CHECK(ir.entity_count == 6);
+	CHECK(ir.relation_count == 4);
+	CHECK(verify_equal(src, dst));
+	/* The tenants are where they were. */
+	kg_store *t1 = NULL;
+	kg_entity *e = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "t1", &t1));
+	if (t1) {
+		CHECK_OK(t1, kg_get_entity(t1, "a", &e));
+		if (e)
+			CHECK_STR(e->properties, "{\"tenant\": \"one\"}");
+		kg_entity_free(e);
+		kg_close(t1);
+	}
+out:
+	kg_close(src);
+	kg_close(dst);
+}
+
+static void test_jsonl(void) { roundtrip("g.jsonl", KG_FORMAT_AUTO, 0, "memory:"); }
+static void test_jsonl_gz_suffix(void) { roundtrip("g.jsonl.gz", KG_FORMAT_AUTO, 0, "memory:"); }
+static void test_jsonl_gz_option(void) { roundtrip("g2.jsonl", KG_FORMAT_JSONL, 1, "sqlite::memory:"); }
+static void test_json(void) { roundtrip("g.json", KG_FORMAT_AUTO, 0, "sqlite::memory:"); }
+static void test_json_gz(void) { roundtrip("g.json.gz", KG_FORMAT_JSON, 0, "memory:"); }
+
+/* A gzip file whose name does not say so is found by its magic bytes. */
+static void test_gzip_magic(void)
+{
+	kg_store *src = open_store("memory:"), *dst = open_store("memory:");
+	if (!src || !dst)
+		goto out;
+	build_sample(src);
+	char path[512], renamed[512];
+	path_of(path, sizeof path, "magic.jsonl");
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.gzip = 1;
+	eo.all_tenants = 1;
+	kg_export_result er;
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	path_of(renamed, sizeof renamed, "magic-noext.jsonl");
+	CHECK(rename(er.filepath, renamed) == 0);
+	kg_import_result ir;
+	CHECK_RC(NULL, kg_import(dst, renamed, NULL, &ir), KG_OK);
+	CHECK(verify_equal(src, dst));
+out:
+	kg_close(src);
+	kg_close(dst);
+}
+
+/* Filters: entity type (relations between exported entities only), no
+ * relations, one tenant (records carry its id and go back to it). */
+static void test_filters(void)
+{
+	kg_store *src = open_store("memory:");
+	if (!src)
+		return;
+	build_sample(src);
+	char path[512];
+	path_of(path, sizeof path, "persons.jsonl");
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.entity_type = "Person";
+	kg_export_result er;
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	CHECK(er.entity_count == 2); /* a and "c d/€" in the global namespace */
+	CHECK(er.relation_count == 1); /* r3, the self-loop on a Person */
+
+	eo = (kg_export_options)KG_EXPORT_OPTIONS_INIT;
+	eo.no_relations = 1;
+	eo.all_tenants = 1;
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	CHECK(er.entity_count == 6 && er.relation_count == 0);
+
+	eo = (kg_export_options)KG_EXPORT_OPTIONS_INIT;
+	eo.tenant_id = "t1";
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	CHECK(er.entity_count == 2 && er.relation_count == 1);
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int with_tenant = 0, lines = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		lines++;
+		with_tenant += strstr(line, "\"tenant_id\": \"t1\"") != NULL;
+	}
+	if (f)
+		fclose(f);
+	CHECK(lines == 3 && with_tenant == 3);
+	kg_store *dst = open_store("memory:");
+	kg_import_result ir;
+	CHECK_RC(NULL, kg_import(dst, path, NULL, &ir), KG_OK);
+	kg_stats *st = NULL;
+	CHECK_OK(dst, kg_get_stats(dst, &st));
+	if (st)
+		CHECK(st->entity_count == 0); /* nothing in the global namespace */
+	kg_stats_free(st);
+	kg_store *t1 = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "t1", &t1));
+	st = NULL;
+	if (t1)
+		CHECK_OK(t1, kg_get_stats(t1, &st));
+	if (st)
+		CHECK(st->entity_count == 2 && st->relation_count == 1);
+	kg_stats_free(st);
+
+	/* The same file into a tenant view with IGNORE_TENANT lands there. */
+	kg_store *t9 = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "t9", &t9));
+	kg_import_options io = KG_IMPORT_OPTIONS_INIT;
+	io.flags = KG_IMPORT_IGNORE_TENANT;
+	CHECK_RC(NULL, kg_import(t9, path, &io, &ir), KG_OK);
+	CHECK(ir.entity_count == 2);
+	/* Without the flag a view refuses another tenant's records. */
+	kg_store *t8 = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "t8", &t8));
+	CHECK_RC(NULL, kg_import(t8, path, NULL, &ir), KG_EINVAL);
+	CHECK(strstr(ir.errmsg, "tenant 't1'") != NULL);
+	CHECK(ir.errline == 1);
+	kg_close(t8);
+	kg_close(t9);
+	kg_close(t1);
+	kg_close(dst);
+	kg_close(src);
+}
+
+/* Relations before their entities, bare entity lines, blank lines, keys in
+ * any order, null properties. */
+static void test_relations_first(void)
+{
+	kg_store *dst = open_store("sqlite::memory:");
+	if (!dst)
+		return;
+	kg_import_result ir;
+	int rc = kg_import(dst, KG_IO_DATA "/rel_first.jsonl", NULL, &ir);
+	if (rc)
+		fprintf(stderr, "  %s\n", ir.errmsg);
+	CHECK(rc == KG_OK);
+	CHECK(ir.entity_count == 3 && ir.relation_count == 2);
+	kg_relation *r = NULL;
+	CHECK_OK(dst, kg_get_relation(dst, "r1", &r));
+	if (r) {
+		CHECK(r->weight == 0.5);
+		CHECK_STR(r->properties, "{\"since\": 2001}");
+	}
+	kg_relation_free(r);
+	kg_entity *e = NULL;
+	CHECK_OK(dst, kg_get_entity(dst, "bob", &e));
+	if (e) {
+		CHECK(e->embedding_dim == 3 && e->embedding[2] == 2e-3f);
+		CHECK(strstr(e->properties, "Bob \\u00e9") != NULL); /* kept as written */
+	}
+	kg_entity_free(e);
+	CHECK_OK(dst, kg_get_entity(dst, "acme", &e));
+	if (e) {
+		char t[32];
+		kg_format_time(e->created_at, t);
+		CHECK_STR(t, "2024-01-02T03:04:05.123456");
+		CHECK_STR(e->source, "crm");
+	}
+	kg_entity_free(e);
+	kg_close(dst);
+}
+
+/* Many relations before their entities, with a deferral budget so small
+ * that they go through the temporary file. */
+static void test_deferred_spill(void)
+{
+	char path[512];
+	path_of(path, sizeof path, "spill.jsonl");
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return;
+	const int n = 3000;
+	for (int j = 0; j < 3 * n; j++)
+		fprintf(f, "{\"type\": \"relation\", \"data\": {\"id\": \"r%d\", \"relation_type\": \"T\", "
+		           "\"source_id\": \"e%d\", \"target_id\": \"e%d\", \"properties\": {\"j\": %d}, \"weight\": 0.%d}}\n",
+		        j, j % n, (j * 7) % n, j, j % 10);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "{\"type\": \"entity\", \"data\": {\"id\": \"e%d\", \"entity_type\": \"N\", \"properties\": {\"i\": %d}}}\n", i, i);
+	fclose(f);
+	kg_store *dst = open_store("memory:");
+	kg_import_options io = KG_IMPORT_OPTIONS_INIT;
+	io.max_deferred_memory = 4096;
+	io.batch_size = 500;
+	kg_import_result ir;
+	int rc = kg_import(dst, path, &io, &ir);
+	if (rc)
+		fprintf(stderr, "  %s\n", ir.errmsg);
+	CHECK(rc == KG_OK);
+	CHECK(ir.entity_count == (uint64_t)n && ir.relation_count == (uint64_t)(3 * n));
+	kg_relation *r = NULL;
+	CHECK_OK(dst, kg_get_relation(dst, "r8999", &r));
+	if (r)
+		CHECK(r->weight == 0.9 && !strcmp(r->target_id, "e2993"));
+	kg_relation_free(r);
+	kg_close(dst);
+}
+
+static void test_csv(void)
+{
+	kg_store *dst = open_store("memory:");
+	if (!dst)
+		return;
+	kg_import_options io = KG_IMPORT_OPTIONS_INIT;
+	io.format = KG_FORMAT_CSV;
+	io.edges_path = KG_IO_DATA "/edges.csv";
+	kg_import_result ir;
+	int rc = kg_import(dst, KG_IO_DATA "/nodes.csv", &io, &ir);
+	if (rc)
+		fprintf(stderr, "  %s\n", ir.errmsg);
+	CHECK(rc == KG_OK);
+	CHECK(ir.entity_count == 4 && ir.relation_count == 3);
+	kg_entity *e = NULL;
+	CHECK_OK(dst, kg_get_entity(dst, "alice", &e));
+	if (e) {
+		CHECK_STR(e->properties,
+		          "{\"city\": \"Paris\",\"name\":\"Alice\",\"age\":30,\"score\":1.5,\"active\":true,\"tags\":[\"a\",\"b\"]}");
+		CHECK(e->embedding_dim == 2 && e->embedding[1] == 0.5f);
+	}
+	kg_entity_free(e);
+	CHECK_OK(dst, kg_get_entity(dst, "bob", &e));
+	if (e) {
+		CHECK_STR(e->properties, "{\"name\":\"Bob, \\\"the builder\\\"\",\"age\":41,\"active\":false}");
+		CHECK(e->embedding_dim == 2 && e->embedding[0] == 0.1f);
+	}
+	kg_entity_free(e);
+	kg_relation *r = NULL;
+	CHECK_OK(dst, kg_get_relation(dst, "e1", &r));
+	if (r) {
+		CHECK(r->weight == 0.25);
+		CHECK_STR(r->properties, "{\"since\":2010}");
+	}
+	kg_relation_free(r);
+	kg_store *t1 = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "t1", &t1));
+	if (t1) {
+		CHECK_OK(t1, kg_get_entity(t1, "t1x", &e));
+		if (e)
+			CHECK_STR(e->properties, "{\"name\":\"multi\\nline\"}");
+		kg_entity_free(e);
+		CHECK_OK(t1, kg_get_relation(t1, "e3", &r));
+		kg_relation_free(r);
+		kg_close(t1);
+	}
+	kg_close(dst);
+
+	/* neo4j-admin headers: :ID, :LABEL (first label), :START_ID, :END_ID,
+	 * :TYPE, typed and array columns; relation ids are generated. */
+	dst = open_store("sqlite::memory:");
+	io.edges_path = KG_IO_DATA "/edges_neo4j.csv";
+	rc = kg_import(dst, KG_IO_DATA "/nodes_neo4j.csv", &io, &ir);
+	if (rc)
+		fprintf(stderr, "  %s\n", ir.errmsg);
+	CHECK(rc == KG_OK);
+	CHECK(ir.entity_count == 3 && ir.relation_count == 3);
+	CHECK_OK(dst, kg_get_entity(dst, "p1", &e));
+	if (e) {
+		CHECK_STR(e->entity_type, "Person");
+		CHECK_STR(e->properties, "{\"personId\":\"p1\",\"name\":\"Keanu\",\"born\":1964}");
+	}
+	kg_entity_free(e);
+	CHECK_OK(dst, kg_get_relation(dst, "edges_neo4j-2", &r));
+	if (r) {
+		CHECK_STR(r->source_id, "p2");
+		CHECK_STR(r->properties, "{\"roles\":[\"Trinity\",\"Other\"]}");
+	}
+	kg_relation_free(r);
+	kg_close(dst);
+}
+
+static int calls;
+static int count_progress(uint64_t done, uint64_t total, const char *phase, void *user)
+{
+	(void)total;
+	(void)phase;
+	(void)done;
+	calls++;
+	return user && calls >= *(int *)user;
+}
+
+/* Progress is reported; an interrupted import leaves the store as it was. */
+static void test_progress(void)
+{
+	kg_store *src = open_store("memory:"), *dst = open_store("memory:");
+	if (!src || !dst)
+		goto out;
+	kg_entity e = KG_ENTITY_INIT;
+	char id[32];
+	e.entity_type = "N";
+	e.id = id;
+	for (int i = 0; i < 20000; i++) {
+		snprintf(id, sizeof id, "n%d", i);
+		kg_add_entity(src, &e);
+	}
+	char path[512];
+	path_of(path, sizeof path, "prog.jsonl.gz");
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.progress = count_progress;
+	calls = 0;
+	kg_export_result er;
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+	CHECK(calls >= 4);
+	kg_import_options io = KG_IMPORT_OPTIONS_INIT;
+	int stop_at = 5;
+	io.progress = count_progress;
+	io.progress_user = &stop_at;
+	calls = 0;
+	kg_import_result ir;
+	CHECK_RC(NULL, kg_import(dst, path, &io, &ir), KG_EIO);
+	CHECK(strstr(ir.errmsg, "interrupted") != NULL);
+	kg_stats *st = NULL;
+	CHECK_OK(dst, kg_get_stats(dst, &st));
+	if (st)
+		CHECK(st->entity_count == 0);
+	kg_stats_free(st);
+	/* A failed export leaves no file behind (not even the .tmp). */
+	eo.progress_user = &stop_at;
+	calls = 0;
+	path_of(path, sizeof path, "interrupted.jsonl");
+	CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_EIO);
+	CHECK(access(path, F_OK) != 0);
+out:
+	kg_close(src);
+	kg_close(dst);
+}
+
+static void test_stream_export(void)
+{
+	kg_store *src = open_store("memory:");
+	if (!src)
+		return;
+	build_sample(src);
+	char path[512];
+	path_of(path, sizeof path, "stream.json");
+	FILE *f = fopen(path, "w");
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.format = KG_FORMAT_JSON;
+	kg_export_result er;
+	CHECK_RC(NULL, kg_export_stream(src, f, &eo, &er), KG_OK);
+	fclose(f);
+	CHECK(er.entity_count == 3 && er.relation_count == 3);
+	CHECK_STR(er.filepath, "-");
+	kg_store *dst = open_store("memory:");
+	kg_import_result ir;
+	CHECK_RC(NULL, kg_import(dst, path, NULL, &ir), KG_OK);
+	kg_verify_options vo = KG_VERIFY_OPTIONS_INIT;
+	vo.own_namespace_only = 1;
+	kg_verify_result v;
+	CHECK_RC(NULL, kg_verify(src, dst, &vo, &v), KG_OK);
+	CHECK(v.equal);
+	kg_close(dst);
+	kg_close(src);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof dir, "/tmp/kg_io_formats_XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_jsonl);
+	RUN(test_jsonl_gz_suffix);
+	RUN(test_jsonl_gz_option);
+	RUN(test_json);
+	RUN(test_json_gz);
+	RUN(test_gzip_magic);
+	RUN(test_filters);
+	RUN(test_relations_first);
+	RUN(test_deferred_spill);
+	RUN(test_csv);
+	RUN(test_progress);
+	RUN(test_stream_export);
+	char cmd[400];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return th_summary("unit_io_formats");
+}
