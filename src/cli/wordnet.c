@@ -382,7 +382,6 @@ static int build_entity(wn_loader *L, wn_file *f, wn_synset *s, kg_entity *e, ch
 	e->id = s->id;
 	e->entity_type = f->type;
 	e->properties = props;
-	e->source = "wordnet-3.0";
 	(void)L;
 	return KG_OK;
 }
@@ -434,7 +433,6 @@ static int add_relation(wn_loader *L, size_t first, wn_synset *src, const char *
 	r.source_id = src->id;
 	r.target_id = dst->id;
 	r.properties = props;
-	r.source = "wordnet-3.0";
 	L->rels[L->n_rels++] = r;
 	return KG_OK;
 }

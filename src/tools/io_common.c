@@ -263,7 +263,7 @@ int kgio_json_double(kgio_buf *b, double d)
 	char tmp[40];
 	if (!isfinite(d))
 		return kgio_buf_append(b, "null", 4);
-	if (d == (double)(int64_t)d && fabs(d) < 1e15) {
+	if (fabs(d) < 1e15 && d == (double)(int64_t)d) { /* range first: the cast of a huge value is undefined */
 		int n = snprintf(tmp, sizeof tmp, "%.1f", d);
 		return kgio_buf_append(b, tmp, (size_t)n);
 	}

@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <strings.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -1037,7 +1038,7 @@ static int csv_value(kgio_buf *out, const char *v, int vtype, char *reason, size
 	}
 	case V_FLOAT: {
 		double d = strtod(v, &end);
-		if (!*v || *end || d != d) {
+		if (!*v || *end || !isfinite(d)) {
 			kgio_setmsg(reason, cap, "column '%s': '%.60s' is not a number", col, v);
 			return KG_EINVAL;
 		}

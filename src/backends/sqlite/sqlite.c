@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "kgstore/backend.h"
+#include "sq_fts.h"
 
 /* ------------------------------------------------------------------ */
 /* SQL                                                                  */
@@ -102,6 +103,22 @@ enum stmt_id {
 	ST_IN_SOURCES,
 	ST_OUT_TARGETS,
 	ST_RELATION_BY_ROWID,
+	ST_DATA_VERSION,
+	ST_MAX_ROWID,
+	ST_ENTITY_BY_ROWID,
+	ST_FTS_EXISTS,
+	ST_FTS_STATE,
+	ST_FTS_SET_STATE,
+	ST_FTS_INSERT,
+	ST_FTS_DELETE,
+	ST_FTS_TOTALS_ADD,
+	ST_FTS_TOTALS_PRUNE,
+	ST_FTS_TOTALS,
+	ST_FTS_ROWS_AFTER,
+	ST_FTS_ROWS_UPTO,
+	ST_FTS_ROWS_BY_ID,
+	ST_FTS_ROWS_TENANT,
+	ST_FTS_CANDIDATES,
 	ST_COUNT
 };
 
@@ -132,13 +149,15 @@ static const char *const SQL[ST_COUNT] = {
 	[ST_SET_SOURCE] = "INSERT OR REPLACE INTO kgstore_sources (kind, id, tenant_id, source) VALUES (?1, ?2, ?3, ?4)",
 	[ST_DELETE_SOURCE] = "DELETE FROM kgstore_sources WHERE kind = ?1 AND id = ?2 AND ifnull(tenant_id, '') = "
 	                     "ifnull(?3, '')",
-	[ST_ITER_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.rowid > ?2 "
+	/* "+tenant_id": before ANALYZE statistics exist the planner would take a
+	 * tenant index and sort every page; the rowid range is the plan wanted. */
+	[ST_ITER_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE +e.tenant_id IS ?1 AND e.rowid > ?2 "
 	                     "ORDER BY e.rowid LIMIT ?3",
-	[ST_ITER_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.rowid > ?2 "
+	[ST_ITER_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE +e.tenant_id IS ?1 AND e.rowid > ?2 "
 	                          "AND e.entity_type = ?4 ORDER BY e.rowid LIMIT ?3",
-	[ST_ITER_RELATIONS] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?1 AND r.rowid > ?2 "
+	[ST_ITER_RELATIONS] = "SELECT " RELATION_COLS "FROM relations r WHERE +r.tenant_id IS ?1 AND r.rowid > ?2 "
 	                      "ORDER BY r.rowid LIMIT ?3",
-	[ST_ITER_RELATIONS_TYPE] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?1 AND r.rowid > ?2 "
+	[ST_ITER_RELATIONS_TYPE] = "SELECT " RELATION_COLS "FROM relations r WHERE +r.tenant_id IS ?1 AND r.rowid > ?2 "
 	                           "AND r.relation_type = ?4 ORDER BY r.rowid LIMIT ?3",
 	[ST_LIST_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 ORDER BY e.rowid "
 	                     "LIMIT ?2 OFFSET ?3",
@@ -164,7 +183,48 @@ static const char *const SQL[ST_COUNT] = {
 	[ST_IN_SOURCES] = "SELECT source_id FROM relations WHERE tenant_id IS ?2 AND target_id = ?1 ORDER BY rowid",
 	[ST_OUT_TARGETS] = "SELECT rowid, target_id FROM relations WHERE tenant_id IS ?2 AND source_id = ?1 ORDER BY rowid",
 	[ST_RELATION_BY_ROWID] = "SELECT " RELATION_COLS "FROM relations r WHERE r.rowid = ?1",
+	/* Text index (see "Text search" below). */
+	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_MAX_ROWID] = "SELECT max(rowid) FROM entities",
+	[ST_ENTITY_BY_ROWID] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.rowid = ?1",
+	[ST_FTS_EXISTS] = "SELECT count(*) FROM sqlite_master WHERE name IN ('kgstore_fts', 'kgstore_fts_state', "
+	                  "'kgstore_fts_totals')",
+	[ST_FTS_STATE] = "SELECT watermark, docs, hashsum FROM kgstore_fts_state WHERE k = 0",
+	[ST_FTS_SET_STATE] = "UPDATE kgstore_fts_state SET watermark = ?1, docs = ?2, hashsum = ?3 WHERE k = 0",
+	[ST_FTS_INSERT] = "INSERT INTO kgstore_fts (rowid, body) VALUES (?1, ?2)",
+	[ST_FTS_DELETE] = "INSERT INTO kgstore_fts (kgstore_fts, rowid, body) VALUES ('delete', ?1, ?2)",
+	[ST_FTS_TOTALS_ADD] = "INSERT INTO kgstore_fts_totals (tenant, entity_type, docs, tokens) VALUES (?1, ?2, ?3, ?4) "
+	                      "ON CONFLICT (tenant, entity_type) DO UPDATE SET docs = docs + excluded.docs, "
+	                      "tokens = tokens + excluded.tokens",
+	[ST_FTS_TOTALS_PRUNE] = "DELETE FROM kgstore_fts_totals WHERE docs <= 0",
+	[ST_FTS_TOTALS] = "SELECT sum(docs), sum(tokens) FROM kgstore_fts_totals WHERE tenant = ?1 "
+	                  "AND (?2 IS NULL OR entity_type = ?2)",
+	[ST_FTS_ROWS_AFTER] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid > ?1 "
+	                      "ORDER BY rowid",
+	[ST_FTS_ROWS_UPTO] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid <= ?1",
+	[ST_FTS_ROWS_BY_ID] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE id = ?1 "
+	                      "AND tenant_id IS ?2",
+	[ST_FTS_ROWS_TENANT] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE "
+	                       "tenant_id IS ?1 AND rowid <= ?2",
+	[ST_FTS_CANDIDATES] = "SELECT e.rowid, e.id, e.entity_type, e.properties FROM kgstore_fts JOIN entities e "
+	                      "ON e.rowid = kgstore_fts.rowid WHERE kgstore_fts MATCH ?1 AND e.tenant_id IS ?2 "
+	                      "AND (?3 IS NULL OR e.entity_type = ?3) ORDER BY e.rowid",
 };
+
+/* The text index, kgstore's own tables (the original ignores them):
+ * kgstore_fts is a contentless FTS5 table keyed by the entities rowid,
+ * holding each entity's tokens (sq_fts.h); kgstore_fts_state the highest
+ * rowid indexed (the watermark), how many rows the index holds and the
+ * wrapping sum of their fingerprints; kgstore_fts_totals documents and
+ * tokens per tenant and type, for BM25's corpus statistics. */
+static const char SCHEMA_FTS[] =
+	"CREATE VIRTUAL TABLE IF NOT EXISTS kgstore_fts USING fts5(body, content='', tokenize='ascii', "
+	"detail='none', columnsize=0);"
+	"CREATE TABLE IF NOT EXISTS kgstore_fts_state (k INTEGER PRIMARY KEY CHECK (k = 0), watermark INTEGER NOT NULL, "
+	"docs INTEGER NOT NULL, hashsum INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO kgstore_fts_state VALUES (0, 0, 0, 0);"
+	"CREATE TABLE IF NOT EXISTS kgstore_fts_totals (tenant TEXT NOT NULL, entity_type TEXT NOT NULL, "
+	"docs INTEGER NOT NULL, tokens INTEGER NOT NULL, PRIMARY KEY (tenant, entity_type)) WITHOUT ROWID;";
 
 /* ------------------------------------------------------------------ */
 /* Connections                                                          */
@@ -206,6 +266,20 @@ typedef struct sq_backend {
 	size_t n_idle, n_open;
 	char *journal_mode, *synchronous;
 	long cache_size;
+	/* Text index state, touched only by the holder of the writer
+	 * connection (see "Text search"). */
+	int fts_off;               /* FTS5 missing from this SQLite: always scan */
+	int fts_fresh;             /* fts_dv read during this hold of the writer */
+	int fts_known;             /* fields below loaded at writer data_version fts_dv */
+	sqlite3_int64 fts_dv;
+	int fts_exists;
+	int fts_trusted;           /* index verified to match rows <= fts_w at fts_dv */
+	sqlite3_int64 fts_w, fts_docs;
+	uint64_t fts_hash;
+	int fts_dirty;             /* changed by the current call: written at its end */
+	int fts_txn_dirty;         /* changed inside the open kg_begin transaction */
+	struct fts_acc *fts_acc;   /* per-call totals deltas */
+	kg_fts_text fts_text;      /* scratch */
 } sq_backend;
 
 static sq_backend *sb_of(kg_backend *b) { return (sq_backend *)b; }
@@ -328,8 +402,20 @@ static int writer_acquire(sq_backend *sb, kg_call *c)
 		                     sb->path, sb->timeout);
 	}
 	sb->writer_busy = 1;
+	sb->fts_fresh = 0; /* another connection may have committed since the last hold */
 	pthread_mutex_unlock(&sb->wlock);
 	return 0;
+}
+
+/* writer_acquire for a search's short visits to the writer: instead of
+ * waiting for another handle's open transaction (up to the timeout), says
+ * KG_EBUSY at once, and the search scans instead. */
+static int writer_acquire_nowait(sq_backend *sb, kg_call *c)
+{
+	pthread_mutex_lock(&sb->wlock);
+	int blocked = sb->active_txn && sb->active_txn != c->txn;
+	pthread_mutex_unlock(&sb->wlock);
+	return blocked ? KG_EBUSY : writer_acquire(sb, c);
 }
 
 static void writer_release(sq_backend *sb)
@@ -442,8 +528,17 @@ static int write_begin(sq_backend *sb, kg_call *c)
 	return rc;
 }
 
+static int fts_flush(sq_backend *sb, kg_call *c);
+static void fts_call_done(sq_backend *sb, kg_call *c, int committed);
+static int fts_after_insert(sq_backend *sb, kg_call *c, const kg_entity *e);
+static int fts_before_change(sq_backend *sb, kg_call *c, enum stmt_id sel, const char *id, sqlite3_int64 **rows,
+                             size_t *n);
+static int fts_after_update(sq_backend *sb, kg_call *c, const sqlite3_int64 *rows, size_t n, const kg_entity *e);
+
 static int write_end(sq_backend *sb, kg_call *c, int rc)
 {
+	if (rc >= 0 && sb->fts_dirty)
+		rc = fts_flush(sb, c); /* the index's counters, in the same transaction */
 	if (rc >= 0) {
 		rc = control(sb, c, &sb->writer, c->txn ? ST_RELEASE : ST_COMMIT, "committing");
 		if (rc < 0 && !c->txn)
@@ -454,6 +549,7 @@ static int write_end(sq_backend *sb, kg_call *c, int rc)
 	} else {
 		control_quiet(sb, &sb->writer, ST_ROLLBACK);
 	}
+	fts_call_done(sb, c, rc >= 0);
 	writer_release(sb);
 	return rc;
 }
@@ -620,7 +716,8 @@ static int insert_entity(sq_backend *sb, kg_call *c, const kg_entity *e)
 		return kg_call_error(c, KG_ENOMEM, "out of memory writing entity '%s'", e->id);
 	bind_time(st, 6, e->created_at);
 	bind_time(st, 7, e->updated_at);
-	if ((rc = step_done(sb, c, &sb->writer, st, "inserting an entity")) < 0)
+	if ((rc = step_done(sb, c, &sb->writer, st, "inserting an entity")) < 0 ||
+	    (rc = fts_after_insert(sb, c, e)) < 0)
 		return rc;
 	return e->source ? set_source(sb, c, 0, e->id, e->source) : 0;
 }
@@ -682,24 +779,43 @@ static int sq_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity **
 	return rc;
 }
 
+static int update_entity_row(sq_backend *sb, kg_call *c, const kg_entity *e, unsigned flags);
+
 static int sq_update_entity(kg_backend *b, kg_call *c, const kg_entity *e, unsigned flags)
 {
 	sq_backend *sb = sb_of(b);
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
+	sqlite3_int64 *indexed = NULL;
+	size_t n_indexed = 0;
+	if ((rc = fts_before_change(sb, c, ST_FTS_ROWS_BY_ID, e->id, &indexed, &n_indexed)) < 0) {
+		free(indexed);
+		return write_end(sb, c, rc);
+	}
+	rc = update_entity_row(sb, c, e, flags);
+	if (rc >= 0)
+		rc = fts_after_update(sb, c, indexed, n_indexed, e);
+	free(indexed);
+	return write_end(sb, c, rc);
+}
+
+/* The UPDATE (or, for an upsert, INSERT) of sq_update_entity. */
+static int update_entity_row(sq_backend *sb, kg_call *c, const kg_entity *e, unsigned flags)
+{
+	int rc = 0;
 	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_UPDATE_ENTITY, &rc);
 	if (!st)
-		return write_end(sb, c, rc);
+		return rc;
 	sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
 	bind_tenant(st, 2, c->tenant);
 	sqlite3_bind_text(st, 3, e->entity_type, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, e->properties, -1, SQLITE_STATIC);
 	if (bind_embedding(st, 5, e) != SQLITE_OK)
-		return write_end(sb, c, kg_call_error(c, KG_ENOMEM, "out of memory writing entity '%s'", e->id));
+		return kg_call_error(c, KG_ENOMEM, "out of memory writing entity '%s'", e->id);
 	bind_time(st, 6, e->updated_at);
 	if ((rc = step_done(sb, c, &sb->writer, st, "updating an entity")) < 0)
-		return write_end(sb, c, rc);
+		return rc;
 	if (sqlite3_changes(sb->writer.db) == 0) {
 		if (flags & KG_UPSERT)
 			rc = insert_entity(sb, c, e);
@@ -709,7 +825,7 @@ static int sq_update_entity(kg_backend *b, kg_call *c, const kg_entity *e, unsig
 	} else {
 		rc = set_source(sb, c, 0, e->id, e->source);
 	}
-	return write_end(sb, c, rc);
+	return rc;
 }
 
 static int sq_delete_entity(kg_backend *b, kg_call *c, const char *id)
@@ -718,6 +834,12 @@ static int sq_delete_entity(kg_backend *b, kg_call *c, const char *id)
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
+	sqlite3_int64 *indexed = NULL;
+	size_t n_indexed = 0;
+	rc = fts_before_change(sb, c, ST_FTS_ROWS_BY_ID, id, &indexed, &n_indexed);
+	free(indexed);
+	if (rc < 0)
+		return write_end(sb, c, rc);
 	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_DELETE_ENTITY, &rc);
 	if (!st)
 		return write_end(sb, c, rc);
@@ -1210,6 +1332,10 @@ static int sq_clear(kg_backend *b, kg_call *c)
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
+	sqlite3_int64 *indexed = NULL;
+	size_t n_indexed = 0;
+	rc = fts_before_change(sb, c, ST_FTS_ROWS_TENANT, NULL, &indexed, &n_indexed);
+	free(indexed);
 	enum stmt_id ids[3] = { ST_CLEAR_RELATIONS, ST_CLEAR_ENTITIES, ST_CLEAR_SOURCES };
 	for (int i = 0; i < 3 && rc >= 0; i++) {
 		sqlite3_stmt *st = stmt(sb, &sb->writer, c, ids[i], &rc);
@@ -1319,6 +1445,12 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 	} else {
 		rc = exec(sb, c, sb->writer.db, "ROLLBACK", "rolling back the transaction");
 	}
+	if (sb->fts_txn_dirty && (!commit || rc < 0)) {
+		sb->fts_known = 0; /* the index changes went with the transaction */
+		if (!sb->in_memory)
+			sb->fts_trusted = 0;
+	}
+	sb->fts_txn_dirty = 0;
 	pthread_mutex_lock(&sb->wlock);
 	sb->active_txn = NULL;
 	sb->writer_busy = 0;
@@ -1775,6 +1907,721 @@ static int sq_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t
 }
 
 /* ------------------------------------------------------------------ */
+/* Text search: FTS5 selects the candidates, the core's rules rank them  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The index (SCHEMA_FTS) is created by the first text search and then kept
+ * by kgstore's own writes, in their transactions; nothing is attached to
+ * the original's tables, so the original reads and writes the file as
+ * before. Bulk adds do nothing for it: rows above the watermark are indexed
+ * by the next search ("catch-up"), so a load costs what it cost without the
+ * index. Updates, deletes and clears of indexed rows take them out (and put
+ * the new version back) at once.
+ *
+ * Writes that bypass kgstore (the original, plain SQL) are found in two
+ * ways. The writer connection's PRAGMA data_version moves when any other
+ * connection commits; while it has not moved since the index was last
+ * verified, every commit was this store's, so the index is right. When it
+ * has moved (and once per opening), the rows under the watermark are
+ * compared with the index's count and fingerprint sum before the index is
+ * used or changed; on a difference the index is emptied and built again.
+ * A search that cannot take the writer to check (another handle's open
+ * transaction) scans instead: slower, never stale.
+ */
+
+typedef struct fts_total {
+	char *key;       /* tenant key, NUL, type, NUL (one allocation) */
+	size_t type_off;
+	sqlite3_int64 docs, tokens;
+} fts_total;
+
+/* Totals deltas of one call, written at its end (one row per tenant and
+ * type instead of one write per indexed row). */
+struct fts_acc {
+	fts_total *e;
+	size_t n, cap;
+	size_t *slots; /* index + 1, 0 = empty */
+	size_t mask;
+	int negative;
+};
+
+/* Tenant keys: "" is the global namespace, "+t" tenant t (so that a stray
+ * '' tenant in a file does not count as global). */
+static int tkey_match(const char *key, const char *tenant)
+{
+	return tenant ? key[0] == '+' && strcmp(key + 1, tenant) == 0 : key[0] == '\0';
+}
+
+static size_t acc_hash(const char *tenant, const char *type)
+{
+	return str_hash(type) * 31 + (tenant ? str_hash(tenant) + 1 : 0);
+}
+
+static void acc_clear(struct fts_acc *a)
+{
+	if (!a)
+		return;
+	for (size_t i = 0; i < a->n; i++)
+		free(a->e[i].key);
+	a->n = 0;
+	a->negative = 0;
+	if (a->slots)
+		memset(a->slots, 0, (a->mask + 1) * sizeof(*a->slots));
+}
+
+static void acc_free(struct fts_acc *a)
+{
+	if (!a)
+		return;
+	acc_clear(a);
+	free(a->e);
+	free(a->slots);
+	free(a);
+}
+
+static int acc_add(sq_backend *sb, const char *tenant, const char *type, sqlite3_int64 docs, sqlite3_int64 tokens)
+{
+	struct fts_acc *a = sb->fts_acc;
+	if (!a && !(a = sb->fts_acc = calloc(1, sizeof(*a))))
+		return KG_ENOMEM;
+	if (!type)
+		type = "";
+	size_t h = acc_hash(tenant, type);
+	if (a->slots)
+		for (size_t i = h & a->mask; a->slots[i]; i = (i + 1) & a->mask) {
+			fts_total *t = &a->e[a->slots[i] - 1];
+			if (tkey_match(t->key, tenant) && strcmp(t->key + t->type_off, type) == 0) {
+				t->docs += docs;
+				t->tokens += tokens;
+				a->negative |= docs < 0;
+				return 0;
+			}
+		}
+	if ((a->n + 1) * 2 > (a->slots ? a->mask + 1 : 0)) {
+		size_t nslots = a->slots ? (a->mask + 1) * 2 : 16;
+		size_t *slots = calloc(nslots, sizeof(*slots));
+		if (!slots)
+			return KG_ENOMEM;
+		free(a->slots);
+		a->slots = slots;
+		a->mask = nslots - 1;
+		for (size_t k = 0; k < a->n; k++) {
+			const fts_total *t = &a->e[k];
+			size_t i = acc_hash(t->key[0] ? t->key + 1 : NULL, t->key + t->type_off) & a->mask;
+			while (a->slots[i])
+				i = (i + 1) & a->mask;
+			a->slots[i] = k + 1;
+		}
+	}
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 8;
+		fts_total *e = realloc(a->e, cap * sizeof(*e));
+		if (!e)
+			return KG_ENOMEM;
+		a->e = e;
+		a->cap = cap;
+	}
+	size_t tl = tenant ? strlen(tenant) + 1 : 0, yl = strlen(type);
+	char *key = malloc(tl + 1 + yl + 1);
+	if (!key)
+		return KG_ENOMEM;
+	if (tenant) {
+		key[0] = '+';
+		memcpy(key + 1, tenant, tl - 1);
+	}
+	key[tl] = '\0';
+	memcpy(key + tl + 1, type, yl + 1);
+	a->e[a->n] = (fts_total){ key, tl + 1, docs, tokens };
+	size_t i = h & a->mask;
+	while (a->slots[i])
+		i = (i + 1) & a->mask;
+	a->slots[i] = ++a->n;
+	a->negative |= docs < 0;
+	return 0;
+}
+
+/* Writes the call's totals deltas and the index state (writer, inside the
+ * call's transaction). */
+static int fts_flush(sq_backend *sb, kg_call *c)
+{
+	struct fts_acc *a = sb->fts_acc;
+	int rc = 0;
+	for (size_t i = 0; a && i < a->n && rc >= 0; i++) {
+		const fts_total *t = &a->e[i];
+		if (!t->docs && !t->tokens)
+			continue;
+		sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_FTS_TOTALS_ADD, &rc);
+		if (!st)
+			break;
+		sqlite3_bind_text(st, 1, t->key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, t->key + t->type_off, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, t->docs);
+		sqlite3_bind_int64(st, 4, t->tokens);
+		rc = step_done(sb, c, &sb->writer, st, "updating the text index");
+	}
+	if (rc >= 0 && a && a->negative) {
+		sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_FTS_TOTALS_PRUNE, &rc);
+		if (st)
+			rc = step_done(sb, c, &sb->writer, st, "updating the text index");
+	}
+	if (rc >= 0) {
+		sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_FTS_SET_STATE, &rc);
+		if (st) {
+			sqlite3_bind_int64(st, 1, sb->fts_w);
+			sqlite3_bind_int64(st, 2, sb->fts_docs);
+			sqlite3_bind_int64(st, 3, (sqlite3_int64)sb->fts_hash);
+			rc = step_done(sb, c, &sb->writer, st, "updating the text index");
+		}
+	}
+	acc_clear(a);
+	return rc;
+}
+
+/* End of a writer call: what it changed in the index state is kept only
+ * if it was committed (or released into the open transaction). */
+static void fts_call_done(sq_backend *sb, kg_call *c, int committed)
+{
+	if (sb->fts_dirty) {
+		if (!committed) {
+			sb->fts_known = 0; /* read again from the database */
+			if (!sb->in_memory)
+				sb->fts_trusted = 0;
+		} else if (c->txn) {
+			sb->fts_txn_dirty = 1;
+		}
+	}
+	sb->fts_dirty = 0;
+	acc_clear(sb->fts_acc);
+}
+
+/* With the writer held: the index state, read again when another
+ * connection has committed since it was read (data_version moved), which
+ * also ends the trust in it. In memory nothing else can write. */
+static int fts_refresh(sq_backend *sb, kg_call *c)
+{
+	if (sb->fts_fresh && sb->fts_known)
+		return 0;
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_DATA_VERSION, &rc);
+	if (!st)
+		return rc;
+	int src = sqlite3_step(st);
+	sqlite3_int64 dv = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (src != SQLITE_ROW)
+		return sq_error(sb, c, sb->writer.db, src, "reading the data version");
+	sb->fts_fresh = 1;
+	if (sb->fts_known && dv == sb->fts_dv)
+		return 0;
+	if (dv != sb->fts_dv && !sb->in_memory)
+		sb->fts_trusted = 0;
+	sb->fts_known = 0;
+	if (!(st = stmt(sb, &sb->writer, c, ST_FTS_EXISTS, &rc)))
+		return rc;
+	src = sqlite3_step(st);
+	sb->fts_exists = src == SQLITE_ROW && sqlite3_column_int(st, 0) == 3;
+	sqlite3_reset(st);
+	if (src != SQLITE_ROW)
+		return sq_error(sb, c, sb->writer.db, src, "reading the text index state");
+	sb->fts_w = sb->fts_docs = 0;
+	sb->fts_hash = 0;
+	if (sb->fts_exists) {
+		if (!(st = stmt(sb, &sb->writer, c, ST_FTS_STATE, &rc)))
+			return rc;
+		if ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			sb->fts_w = sqlite3_column_int64(st, 0);
+			sb->fts_docs = sqlite3_column_int64(st, 1);
+			sb->fts_hash = (uint64_t)sqlite3_column_int64(st, 2);
+		}
+		sqlite3_reset(st);
+		if (src != SQLITE_ROW) /* a missing state row: start again */
+			sb->fts_exists = 0;
+	}
+	sb->fts_dv = dv;
+	sb->fts_known = 1;
+	if (sb->in_memory)
+		sb->fts_trusted = 1;
+	return 0;
+}
+
+/* Adds (add = 1) or takes out one entities row: index text, count,
+ * fingerprint sum and totals. Writer, inside a write transaction. */
+static int fts_row(sq_backend *sb, kg_call *c, int add, sqlite3_int64 rowid, const char *id, const char *tenant,
+                   const char *type, const char *props)
+{
+	if (kg_fts_text_build(&sb->fts_text, id, type, props) < 0)
+		return kg_call_error(c, KG_ENOMEM, "out of memory indexing entity '%s'", id ? id : "");
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, add ? ST_FTS_INSERT : ST_FTS_DELETE, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, rowid);
+	sqlite3_bind_text(st, 2, sb->fts_text.buf, (int)sb->fts_text.len, SQLITE_STATIC);
+	if ((rc = step_done(sb, c, &sb->writer, st, "updating the text index")) < 0)
+		return rc;
+	uint64_t h = kg_fts_row_hash(rowid, id, tenant, type, props);
+	sqlite3_int64 tokens = (sqlite3_int64)sb->fts_text.tokens;
+	sb->fts_docs += add ? 1 : -1;
+	sb->fts_hash = add ? sb->fts_hash + h : sb->fts_hash - h;
+	sb->fts_dirty = 1;
+	if (acc_add(sb, tenant, type, add ? 1 : -1, add ? tokens : -tokens) < 0)
+		return kg_call_error(c, KG_ENOMEM, "out of memory indexing entity '%s'", id ? id : "");
+	return 0;
+}
+
+/* Empties the index (built again from the first row by catch-up). */
+static int fts_reset(sq_backend *sb, kg_call *c)
+{
+	int rc = exec(sb, c, sb->writer.db,
+	              "INSERT INTO kgstore_fts (kgstore_fts) VALUES ('delete-all'); DELETE FROM kgstore_fts_totals",
+	              "emptying the text index");
+	if (rc < 0)
+		return rc;
+	acc_clear(sb->fts_acc);
+	sb->fts_w = sb->fts_docs = 0;
+	sb->fts_hash = 0;
+	sb->fts_dirty = 1;
+	sb->fts_trusted = 1;
+	return 0;
+}
+
+/* Makes the index safe to use and change (writer held, inside a write
+ * transaction): when it is not trusted, compares it with the rows under
+ * the watermark and empties it if they differ. */
+static int fts_ready(sq_backend *sb, kg_call *c)
+{
+	int rc = fts_refresh(sb, c);
+	if (rc < 0 || !sb->fts_exists || sb->fts_trusted)
+		return rc;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_FTS_ROWS_UPTO, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, sb->fts_w);
+	sqlite3_int64 n = 0;
+	uint64_t h = 0;
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		h += kg_fts_row_hash(sqlite3_column_int64(st, 0), column_str(st, 1), column_str(st, 2), column_str(st, 3),
+		                     column_str(st, 4));
+	}
+	sqlite3_reset(st);
+	if (src != SQLITE_DONE)
+		return sq_error(sb, c, sb->writer.db, src, "checking the text index");
+	if (n == sb->fts_docs && h == sb->fts_hash) {
+		sb->fts_trusted = 1;
+		return 0;
+	}
+	return fts_reset(sb, c);
+}
+
+/* Indexes the rows above the watermark (writer, in a write transaction). */
+static int fts_catch_up(sq_backend *sb, kg_call *c)
+{
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, ST_FTS_ROWS_AFTER, &rc);
+	if (!st)
+		return rc;
+	sqlite3_bind_int64(st, 1, sb->fts_w);
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
+		if ((rc = fts_row(sb, c, 1, rowid, column_str(st, 1), column_str(st, 2), column_str(st, 3),
+		                  column_str(st, 4))) < 0)
+			break;
+		sb->fts_w = rowid;
+	}
+	sqlite3_reset(st);
+	if (rc == 0 && src != SQLITE_DONE)
+		rc = sq_error(sb, c, sb->writer.db, src, "building the text index");
+	return rc;
+}
+
+/* Creates the index if needed, checks it, indexes what is new. */
+static int fts_sync_locked(sq_backend *sb, kg_call *c)
+{
+	int rc = fts_refresh(sb, c);
+	if (rc < 0)
+		return rc;
+	if (!sb->fts_exists) {
+		char *emsg = NULL;
+		int src = sqlite3_exec(sb->writer.db, SCHEMA_FTS, NULL, NULL, &emsg);
+		if (src != SQLITE_OK) {
+			if (emsg && strstr(emsg, "no such module"))
+				sb->fts_off = 1; /* this SQLite has no FTS5: searches scan */
+			rc = kg_call_error(c, KG_EUNSUPPORTED, "creating the text index in %s: %s", sb->path,
+			                   emsg ? emsg : sqlite3_errstr(src));
+			sqlite3_free(emsg);
+			return rc;
+		}
+		sb->fts_known = 0;
+		sb->fts_dirty = 1; /* a rollback takes the tables away again */
+		if ((rc = fts_refresh(sb, c)) < 0)
+			return rc;
+		if (!sb->fts_exists)
+			return kg_call_error(c, KG_EINTERNAL, "the text index tables of %s were not created", sb->path);
+		sb->fts_trusted = 1; /* empty: nothing to compare */
+	}
+	if ((rc = fts_ready(sb, c)) < 0)
+		return rc;
+	return fts_catch_up(sb, c);
+}
+
+/* Runs fts_sync_locked in a write call of its own. Does not wait for
+ * another handle's open transaction (the search scans instead). */
+static int fts_sync(sq_backend *sb, kg_call *c)
+{
+	pthread_mutex_lock(&sb->wlock);
+	int blocked = sb->active_txn && sb->active_txn != c->txn;
+	pthread_mutex_unlock(&sb->wlock);
+	if (blocked)
+		return KG_EBUSY;
+	int rc = write_begin(sb, c);
+	if (rc < 0)
+		return rc;
+	return write_end(sb, c, fts_sync_locked(sb, c));
+}
+
+/* After an insert (writer, in its transaction): a row above the watermark
+ * waits for the next search; one below it (a reused rowid) is indexed now. */
+static int fts_after_insert(sq_backend *sb, kg_call *c, const kg_entity *e)
+{
+	if (sb->fts_off)
+		return 0;
+	int rc = fts_refresh(sb, c);
+	if (rc < 0 || !sb->fts_exists)
+		return rc;
+	sqlite3_int64 rowid = sqlite3_last_insert_rowid(sb->writer.db);
+	if (rowid > sb->fts_w)
+		return 0;
+	if ((rc = fts_ready(sb, c)) < 0 || rowid > sb->fts_w)
+		return rc;
+	return fts_row(sb, c, 1, rowid, e->id, c->tenant, e->entity_type, e->properties);
+}
+
+/* Before an update, delete or clear (writer, in its transaction): takes
+ * the indexed rows it will touch out of the index. `sel` is
+ * ST_FTS_ROWS_BY_ID (key = id) or ST_FTS_ROWS_TENANT. Their rowids go to
+ * *rows (caller frees) so that an update can index the new version. */
+static int fts_before_change(sq_backend *sb, kg_call *c, enum stmt_id sel, const char *id, sqlite3_int64 **rows,
+                             size_t *n)
+{
+	*rows = NULL;
+	*n = 0;
+	if (sb->fts_off)
+		return 0;
+	int rc = fts_refresh(sb, c);
+	if (rc < 0 || !sb->fts_exists)
+		return rc;
+	size_t cap = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		/* Pass 0 only looks for an indexed row, so that the check of an
+		 * untrusted index is paid only when something is to change. */
+		if (pass == 1 && (rc = fts_ready(sb, c)) < 0)
+			return rc;
+		sqlite3_stmt *st = stmt(sb, &sb->writer, c, sel, &rc);
+		if (!st)
+			return rc;
+		if (sel == ST_FTS_ROWS_BY_ID) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			bind_tenant(st, 2, c->tenant);
+		} else {
+			bind_tenant(st, 1, c->tenant);
+			sqlite3_bind_int64(st, 2, sb->fts_w);
+		}
+		int src, found = 0;
+		while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+			sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
+			if (rowid > sb->fts_w)
+				continue;
+			found = 1;
+			if (pass == 0)
+				break;
+			if (*n == cap) {
+				cap = cap ? cap * 2 : 4;
+				sqlite3_int64 *r = realloc(*rows, cap * sizeof(*r));
+				if (!r) {
+					rc = kg_call_error(c, KG_ENOMEM, "out of memory updating the text index");
+					break;
+				}
+				*rows = r;
+			}
+			(*rows)[(*n)++] = rowid;
+			if ((rc = fts_row(sb, c, 0, rowid, column_str(st, 1), column_str(st, 2), column_str(st, 3),
+			                  column_str(st, 4))) < 0)
+				break;
+		}
+		sqlite3_reset(st);
+		if (rc < 0)
+			return rc;
+		if (src != SQLITE_ROW && src != SQLITE_DONE)
+			return sq_error(sb, c, sb->writer.db, src, "updating the text index");
+		if (!found)
+			return 0;
+	}
+	return 0;
+}
+
+/* The new version of updated rows back into the index. */
+static int fts_after_update(sq_backend *sb, kg_call *c, const sqlite3_int64 *rows, size_t n, const kg_entity *e)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && rc >= 0; i++)
+		rc = fts_row(sb, c, 1, rows[i], e->id, c->tenant, e->entity_type, e->properties);
+	return rc;
+}
+
+/* Whether the index answers for the read transaction on cn: it exists,
+ * covers every row (max rowid <= watermark), and no other connection has
+ * committed since it was verified. The writer is checked after the
+ * snapshot's first read, so any commit the snapshot sees has moved
+ * data_version by then. Errors just mean "no" (the search scans). */
+static void fts_clean(sq_backend *sb, kg_call *c, conn *cn, int *clean)
+{
+	char buf[256] = "";
+	kg_call q = *c; /* failures here are not the caller's news */
+	q.msg = buf;
+	q.msgcap = sizeof(buf);
+	*clean = 0;
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, cn, &q, ST_FTS_STATE, &rc);
+	if (!st)
+		return;
+	int src = sqlite3_step(st);
+	sqlite3_int64 w = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (w < 0 || !(st = stmt(sb, cn, &q, ST_MAX_ROWID, &rc)))
+		return;
+	src = sqlite3_step(st);
+	sqlite3_int64 maxr = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MAX;
+	sqlite3_reset(st);
+	if (maxr > w)
+		return;
+	if (cn == &sb->writer) { /* held already: a transaction or memory */
+		*clean = fts_refresh(sb, &q) == 0 && sb->fts_exists && sb->fts_trusted;
+		return;
+	}
+	q.txn = NULL; /* the snapshot's pin is no writer transaction */
+	if (writer_acquire_nowait(sb, &q) < 0)
+		return;
+	*clean = fts_refresh(sb, &q) == 0 && sb->fts_exists && sb->fts_trusted;
+	writer_release(sb);
+}
+
+typedef struct fts_cand {
+	double score;
+	size_t order;
+	sqlite3_int64 rowid;
+} fts_cand;
+
+/* Best first, ties to the earlier row, as the core's top-k. */
+static int cand_cmp(const void *x, const void *y)
+{
+	const fts_cand *a = x, *b = y;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* The search itself, on a connection whose index is clean: candidates are
+ * the rows holding a query token (in the tenant and type), in rowid order;
+ * Jaccard and cosine are scored by the core's scorer, BM25 by the same
+ * formula with the corpus statistics of the whole tenant and type (from
+ * kgstore_fts_totals; df counts only candidates, as only they hold a term). */
+static int fts_search_on(sq_backend *sb, kg_call *c, conn *cn, const kg_fts_query *q, const char *query,
+                         const char *entity_type, size_t k, double threshold, kg_text_method method,
+                         kg_entity_list **out)
+{
+	kg_text_scorer *ts = NULL;
+	fts_cand *cand = NULL;
+	double *tf = NULL, *len = NULL, *df = NULL, *idf = NULL;
+	size_t n = 0, cap = 0;
+	kg_fts_text text = { 0 };
+	kg_entity_list *l = NULL;
+	char *tkey = NULL;
+	int rc = 0, src;
+	int bm25 = method == KG_TEXT_BM25;
+	if (!bm25 && kg_text_scorer_new(query, method, &ts) < 0)
+		goto oom;
+	sqlite3_stmt *st = stmt(sb, cn, c, ST_FTS_CANDIDATES, &rc);
+	if (!st)
+		goto cleanup;
+	sqlite3_bind_text(st, 1, q->match, -1, SQLITE_STATIC);
+	bind_tenant(st, 2, c->tenant);
+	if (entity_type)
+		sqlite3_bind_text(st, 3, entity_type, -1, SQLITE_STATIC);
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			fts_cand *p = realloc(cand, nc * sizeof(*p));
+			if (p)
+				cand = p;
+			if (bm25) {
+				double *t2 = realloc(tf, nc * q->n * sizeof(*t2));
+				if (t2)
+					tf = t2;
+				double *l2 = realloc(len, nc * sizeof(*l2));
+				if (l2)
+					len = l2;
+				if (!t2 || !l2)
+					p = NULL;
+			}
+			if (!p) {
+				sqlite3_reset(st);
+				goto oom;
+			}
+			cap = nc;
+		}
+		cand[n] = (fts_cand){ 0, n, sqlite3_column_int64(st, 0) };
+		const char *id = column_str(st, 1), *type = column_str(st, 2), *props = column_str(st, 3);
+		if (bm25) {
+			if (kg_fts_text_build(&text, id, type, props) < 0) {
+				sqlite3_reset(st);
+				goto oom;
+			}
+			kg_fts_term_counts(q, &text, &tf[n * q->n]);
+			len[n] = (double)text.tokens;
+		} else {
+			/* The fields row_entity would give the generic path. */
+			kg_entity e = KG_ENTITY_INIT;
+			e.id = id ? id : "";
+			e.entity_type = type ? type : "";
+			e.properties = props ? props : "{}";
+			size_t idx;
+			if (kg_text_scorer_add(ts, &e, &idx) < 0) {
+				sqlite3_reset(st);
+				goto oom;
+			}
+		}
+		n++;
+	}
+	sqlite3_reset(st);
+	if (src != SQLITE_DONE) {
+		rc = sq_error(sb, c, cn->db, src, "searching the text index");
+		goto cleanup;
+	}
+	if (bm25 && n) {
+		size_t tl = c->tenant ? strlen(c->tenant) : 0;
+		if (!(tkey = malloc(tl + 2)) || !(df = calloc(q->n, sizeof(*df))) || !(idf = malloc(q->n * sizeof(*idf))))
+			goto oom;
+		tkey[0] = '+';
+		memcpy(tkey + 1, c->tenant ? c->tenant : "", tl + 1);
+		if (!(st = stmt(sb, cn, c, ST_FTS_TOTALS, &rc)))
+			goto cleanup;
+		sqlite3_bind_text(st, 1, c->tenant ? tkey : "", -1, SQLITE_STATIC);
+		if (entity_type)
+			sqlite3_bind_text(st, 2, entity_type, -1, SQLITE_STATIC);
+		src = sqlite3_step(st);
+		double n_docs = src == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
+		double tokens = src == SQLITE_ROW ? (double)sqlite3_column_int64(st, 1) : 0;
+		sqlite3_reset(st);
+		if (src != SQLITE_ROW) {
+			rc = sq_error(sb, c, cn->db, src, "reading the text index totals");
+			goto cleanup;
+		}
+		for (size_t d = 0; d < n; d++)
+			for (size_t t = 0; t < q->n; t++)
+				df[t] += tf[d * q->n + t] > 0;
+		kg_fts_bm25_idf(n_docs, df, q->n, idf);
+		double avgdl = n_docs > 0 ? tokens / n_docs : 0;
+		for (size_t d = 0; d < n; d++)
+			cand[d].score = kg_fts_bm25(q->n, &tf[d * q->n], len[d], idf, avgdl);
+	} else {
+		for (size_t d = 0; d < n; d++)
+			cand[d].score = kg_text_scorer_score(ts, d);
+	}
+	size_t kept = 0;
+	for (size_t d = 0; d < n; d++)
+		if (cand[d].score > 0.0 && cand[d].score >= threshold)
+			cand[kept++] = cand[d];
+	if (kept)
+		qsort(cand, kept, sizeof(*cand), cand_cmp);
+	if (kept > k)
+		kept = k;
+	if (!(l = kg_entity_list_new()))
+		goto oom;
+	for (size_t i = 0; i < kept; i++) {
+		if (!(st = stmt(sb, cn, c, ST_ENTITY_BY_ROWID, &rc)))
+			goto cleanup;
+		sqlite3_bind_int64(st, 1, cand[i].rowid);
+		src = sqlite3_step(st);
+		kg_entity *e = src == SQLITE_ROW ? row_entity(st) : NULL;
+		sqlite3_reset(st);
+		if (src != SQLITE_ROW) {
+			rc = src == SQLITE_DONE ? kg_call_error(c, KG_EINTERNAL, "text search: an entity vanished inside a read "
+			                                                          "transaction")
+			                        : sq_error(sb, c, cn->db, src, "text search");
+			goto cleanup;
+		}
+		if (!e || kg_entity_list_push_scored(l, e, cand[i].score) < 0)
+			goto oom;
+	}
+	*out = l;
+	l = NULL;
+	goto cleanup;
+oom:
+	rc = kg_call_error(c, KG_ENOMEM, "out of memory in text search");
+cleanup:
+	kg_text_scorer_free(ts);
+	free(cand);
+	free(tf);
+	free(len);
+	free(df);
+	free(idf);
+	free(tkey);
+	kg_fts_text_free(&text);
+	kg_entity_list_free(l);
+	return rc;
+}
+
+/* One try: the search on a snapshot if the index is clean for it. */
+static int fts_try(sq_backend *sb, kg_call *c, const kg_fts_query *q, const char *query, const char *entity_type,
+                   size_t k, double threshold, kg_text_method method, kg_entity_list **out, int *clean)
+{
+	snapshot snap;
+	int rc = snapshot_begin(sb, c, &snap);
+	if (rc < 0)
+		return rc;
+	conn *cn;
+	if ((rc = reader_acquire(sb, &snap.call, &cn)) == 0) {
+		fts_clean(sb, &snap.call, cn, clean);
+		if (*clean)
+			rc = fts_search_on(sb, &snap.call, cn, q, query, entity_type, k, threshold, method, out);
+		reader_release(sb, &snap.call, cn);
+	}
+	return snapshot_end(sb, c, &snap, rc);
+}
+
+static int sq_text_search(kg_backend *b, kg_call *c, const char *query, const char *entity_type, size_t k,
+                          double threshold, kg_text_method method, kg_entity_list **out)
+{
+	sq_backend *sb = sb_of(b);
+	/* Levenshtein scores tokens that are similar, not equal: an index of
+	 * tokens cannot select its candidates, so it scans (as does a query
+	 * without words, for the core's message). */
+	if (method != KG_TEXT_LEVENSHTEIN && !sb->fts_off) {
+		kg_fts_query q;
+		int rc = kg_fts_query_parse(&q, query), clean = 0;
+		if (rc == KG_ENOMEM) {
+			kg_fts_query_free(&q);
+			return kg_call_error(c, rc, "out of memory in text search");
+		}
+		for (int attempt = 0; rc == 0 && attempt < 2 && !clean; attempt++) {
+			if (attempt && fts_sync(sb, c) < 0)
+				break; /* busy, read-only, no FTS5: scan */
+			rc = fts_try(sb, c, &q, query, entity_type, k, threshold, method, out, &clean);
+		}
+		kg_fts_query_free(&q);
+		if (rc < 0 && rc != KG_EINVAL)
+			return rc;
+		if (clean)
+			return 0;
+	}
+	IN_SNAPSHOT(b, c, kg_generic_text_search(b, sc, query, entity_type, k, threshold, method, out));
+}
+
+/* ------------------------------------------------------------------ */
 /* Opening                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -1794,6 +2641,8 @@ static void sq_free(kg_backend *b)
 	pthread_cond_destroy(&sb->wcond);
 	pthread_mutex_destroy(&sb->pool_lock);
 	pthread_cond_destroy(&sb->pool_cond);
+	acc_free(sb->fts_acc);
+	kg_fts_text_free(&sb->fts_text);
 	free(sb->path);
 	free(sb->journal_mode);
 	free(sb->synchronous);
@@ -1961,6 +2810,7 @@ int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size
 	b->traverse = sq_traverse;
 	b->find_paths = sq_find_paths;
 	b->subgraph = sq_subgraph;
+	b->text_search = sq_text_search;
 	*out = b;
 	return 0;
 fail:
