@@ -298,6 +298,11 @@ int kg_add_entity(kg_store *s, const kg_entity *e);
 /* *out: a copy, freed with kg_entity_free. KG_ENOTFOUND if absent. */
 int kg_get_entity(kg_store *s, const char *id, kg_entity **out);
 
+/* Batched get: the entities of `ids` that exist, in the order given, each
+ * once (a missing id is skipped, not an error). One round trip on
+ * PostgreSQL. *out freed with kg_entity_list_free. */
+int kg_get_entities(kg_store *s, const char *const *ids, size_t n, kg_entity_list **out);
+
 /* Replaces type, properties, embedding and source of an existing entity,
  * keeps created_at, sets updated_at (to e->updated_at or now). */
 int kg_update_entity(kg_store *s, const kg_entity *e);

@@ -878,6 +878,37 @@ static void test_subgraph(void)
 	CHECK_OK(s, kg_subgraph_get(s, NULL, 0, &g));
 	CHECK(g && g->entities->count == 0 && g->relations->count == 0);
 	kg_subgraph_free(g);
+
+	/* Batched get: found ones in the order asked, each once; a tenant's
+	 * entity of the same id is not seen from the global namespace. */
+	kg_store *t = NULL;
+	CHECK_OK(s, kg_tenant(s, "batch_t", &t));
+	if (t)
+		add_e(t, "zz", "T");
+	kg_entity_list *l = NULL;
+	CHECK_OK(s, kg_get_entities(s, ids, 4, &l));
+	CHECK(l && l->count == 2 && !l->scores);
+	if (l && l->count == 2) {
+		CHECK_STR(l->items[0]->id, "b");
+		CHECK_STR(l->items[1]->id, "a");
+		CHECK_STR(l->items[1]->entity_type, "T");
+	}
+	kg_entity_list_free(l);
+	l = NULL;
+	if (t) {
+		CHECK_OK(t, kg_get_entities(t, ids, 4, &l));
+		CHECK(l && l->count == 1 && !strcmp(l->items[0]->id, "zz") && l->items[0]->tenant_id &&
+		      !strcmp(l->items[0]->tenant_id, "batch_t"));
+		kg_entity_list_free(l);
+		l = NULL;
+	}
+	kg_close(t);
+	CHECK_OK(s, kg_get_entities(s, NULL, 0, &l));
+	CHECK(l && l->count == 0);
+	kg_entity_list_free(l);
+	const char *bad[] = { "a", "" };
+	l = NULL;
+	CHECK(kg_get_entities(s, bad, 2, &l) == KG_EINVAL && !l);
 	kg_close(s);
 }
 

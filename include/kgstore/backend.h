@@ -26,7 +26,7 @@
 extern "C" {
 #endif
 
-#define KG_BACKEND_VERSION 1
+#define KG_BACKEND_VERSION 2
 
 /* Per-call context, made by the core on the stack. */
 typedef struct kg_call {
@@ -135,6 +135,13 @@ struct kg_backend {
 	 * unknown opcodes: KG_EUNSUPPORTED. May be NULL. */
 	int (*control)(kg_backend *b, kg_call *c, int op, void *arg);
 
+	/* ---- version 2: optional (read only when version >= 2) ---- */
+
+	/* The entities of `ids` that exist, in the order given, each once
+	 * (see kg_get_entities): one round trip where a server is involved. */
+	int (*get_entities)(kg_backend *b, kg_call *c, const char *const *ids,
+	                    size_t n, kg_entity_list **out);
+
 	/* ---- required, last ---- */
 	void (*free)(kg_backend *b);
 };
@@ -207,6 +214,8 @@ int kg_generic_find_paths(kg_backend *b, kg_call *c, const char *source,
                           kg_path_list **out);
 int kg_generic_subgraph(kg_backend *b, kg_call *c, const char *const *ids,
                         size_t n, kg_subgraph **out);
+int kg_generic_get_entities(kg_backend *b, kg_call *c, const char *const *ids,
+                            size_t n, kg_entity_list **out);
 int kg_generic_list_entities(kg_backend *b, kg_call *c, const char *entity_type,
                              size_t limit, size_t offset, kg_entity_list **out);
 int kg_generic_vector_search(kg_backend *b, kg_call *c, const float *query,

@@ -513,30 +513,51 @@ cleanup:
 /* Subgraph and listing                                                 */
 /* ------------------------------------------------------------------ */
 
+int kg_generic_get_entities(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_entity_list **out)
+{
+	kg_entity_list *l = kg_entity_list_new();
+	strmap seen = { 0 };
+	int rc = l ? 0 : oom(c, "get_entities");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (strmap_get(&seen, ids[i]))
+			continue;
+		kg_entity *e = NULL;
+		rc = b->get_entity(b, c, ids[i], &e);
+		if (rc == KG_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && (kg_entity_list_push(l, e) < 0 || strmap_put(&seen, ids[i], 0) < 0))
+			rc = oom(c, "get_entities");
+	}
+	strmap_free(&seen);
+	if (rc < 0) {
+		kg_entity_list_free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
 int kg_generic_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_subgraph **out)
 {
 	kg_subgraph *g = calloc(1, sizeof(*g));
 	strmap members = { 0 };
 	kg_relation_list *rels = NULL;
 	int rc = 0;
-	if (!g || !(g->entities = kg_entity_list_new()) || !(g->relations = kg_relation_list_new())) {
+	if (!g || !(g->relations = kg_relation_list_new())) {
 		rc = oom(c, "subgraph");
 		goto cleanup;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (strmap_get(&members, ids[i]))
-			continue;
-		kg_entity *e = NULL;
-		rc = b->get_entity(b, c, ids[i], &e);
-		if (rc == KG_ENOTFOUND)
-			continue;
-		if (rc < 0)
-			goto cleanup;
-		if (kg_entity_list_push(g->entities, e) < 0 || strmap_put(&members, ids[i], 0) < 0) {
+	rc = b->version >= 2 && b->get_entities ? b->get_entities(b, c, ids, n, &g->entities)
+	                                        : kg_generic_get_entities(b, c, ids, n, &g->entities);
+	if (rc < 0)
+		goto cleanup;
+	for (size_t i = 0; i < g->entities->count; i++)
+		if (strmap_put(&members, g->entities->items[i]->id, 0) < 0) {
 			rc = oom(c, "subgraph");
 			goto cleanup;
 		}
-	}
 	rc = 0;
 	/* Outgoing relations only, so each relation is met once. */
 	for (size_t i = 0; i < g->entities->count; i++) {

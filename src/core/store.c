@@ -1062,6 +1062,23 @@ int kg_subgraph_get(kg_store *s, const char *const *ids, size_t n, kg_subgraph *
 	END_CALL(s, b->subgraph ? b->subgraph(b, &frame_.c, ids, n, out) : kg_generic_subgraph(b, &frame_.c, ids, n, out));
 }
 
+int kg_get_entities(kg_store *s, const char *const *ids, size_t n, kg_entity_list **out)
+{
+	BEGIN_CALL(s);
+	int rc = need(s, out, "out", "kg_get_entities");
+	if (rc < 0)
+		return rc;
+	*out = NULL;
+	if (n && !ids)
+		return store_error(s, KG_EINVAL, "kg_get_entities: ids is NULL but n is %zu", n);
+	for (size_t i = 0; i < n; i++)
+		if (!ids[i] || !*ids[i])
+			return store_error(s, KG_EINVAL, "kg_get_entities: ids[%zu] is NULL or empty", i);
+	kg_backend *b = s->backend;
+	END_CALL(s, b->version >= 2 && b->get_entities ? b->get_entities(b, &frame_.c, ids, n, out)
+	                                               : kg_generic_get_entities(b, &frame_.c, ids, n, out));
+}
+
 int kg_list_entities(kg_store *s, const char *entity_type, size_t limit, size_t offset, kg_entity_list **out)
 {
 	BEGIN_CALL(s);

@@ -877,6 +877,33 @@ cleanup:
 	return rc;
 }
 
+/* Batched get: one statement for any number of ids. */
+static int pg_get_entities(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_entity_list **out)
+{
+	pg_use u;
+	const pg_tables *t;
+	char sql[768];
+	char *arr = NULL;
+	int rc = call_begin(PB(b), c, 0, &u, &t);
+	if (rc < 0)
+		return rc;
+	if (!(arr = pg_text_array(ids, n))) {
+		pg_use_end(&u);
+		return kg_call_error(c, KG_ENOMEM, "get_entities: out of memory");
+	}
+	pg_params p = { 0 };
+	pg_param_text(&p, tenant_key(c));
+	pg_param_text(&p, arr);
+	pg_sql(t, SQL_SUBGRAPH_ENTITIES, sql, sizeof(sql));
+	PGresult *r = pg_run(&u, c, sql, &p, &rc, "get_entities");
+	if (r)
+		rc = rows_to_entities(c, r, 0, -1, out);
+	PQclear(r);
+	free(arr);
+	pg_use_end(&u);
+	return rc;
+}
+
 static const char SQL_LIST_ENTITIES[] =
 	"SELECT " PG_ENT_COLS " FROM {E} WHERE tenant_id = $1 AND ($2::text IS NULL OR entity_type = $2)"
 	" ORDER BY seq LIMIT $3::int8 OFFSET $4::int8";
@@ -1229,6 +1256,7 @@ int kg_postgres_backend_new(const kg_options *o, kg_backend **out, char *err, si
 	b->traverse = pg_traverse;
 	b->find_paths = pg_find_paths;
 	b->subgraph = pg_subgraph;
+	b->get_entities = pg_get_entities;
 	b->list_entities = pg_list_entities;
 	b->lookup_by_property = pg_lookup_by_property;
 	b->control = pg_control;
