@@ -12,7 +12,7 @@
  * fresh stores), batch_insert_10k (all N entities in one bulk call),
  * load_relations (the 3N relations), bulk_load (both, rows/s), get_entity,
  * neighbors, find_paths_d5, and for PostgreSQL get_entity_batch (100 ids a
- * call: kg_subgraph_get against a pipelined SELECT). Figures are medians
+ * call: kg_get_entities against pipelined SELECTs). Figures are medians
  * over the runs. --report adds, at the first N, text search per method,
  * read throughput on 1, 2 and 4 threads and a mixed read/write run, and
  * vector search (D = 64, k = 10) over --vector-n entities.
@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -70,6 +71,14 @@ size_t bench_proc_status(const char *key)
 	if (f)
 		fclose(f);
 	return kb * 1024;
+}
+
+/* Bytes the heap has handed out and not taken back (glibc). Unlike RSS it
+ * is exact when a store reuses memory an earlier one freed. */
+static double heap_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+	return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
 /* The seed's own figures (AIECS, Python), for its four rows at N = 10K. */
@@ -360,7 +369,7 @@ static int extras(job *j, kg_store *s, void *db)
 {
 	const kg_workload *w = j->w;
 	int mem = !strcmp(j->backend, "memory"), sq = !strcmp(j->backend, "sqlite");
-	size_t reads = mem ? 1000000 : sq ? 200000 : 20000;
+	size_t reads = mem ? 10000000 : sq ? 200000 : 20000; /* each side runs ~0.3 s or more */
 	if (reads > 100 * w->n) /* small graphs (the smoke test): fewer reads */
 		reads = 100 * w->n < 10000 ? 10000 : 100 * w->n;
 	double kr, rr;
@@ -432,208 +441,237 @@ static int extras(job *j, kg_store *s, void *db)
 
 /* ---- the main job ---- */
 
+#define CHECK_IDS 200  /* neighbor answers compared between the two sides */
+#define BATCH_CALLS 100 /* get_entity_batch: calls of 100 ids */
+
+/* One run's kgstore side: fills kt[], keeps the answers' sizes (paths per
+ * pair, neighbors of the first ids) for the raw side to be checked against,
+ * and leaves the loaded store in *sp. */
+static int kg_phase(job *j, size_t run, double *kt, size_t *kpaths, size_t *knb, double *per, double *mem,
+                    kg_store **sp)
+{
+	const kg_workload *w = j->w;
+	size_t n1k = w->n < 1000 ? w->n : 1000, m = 3 * w->n;
+	kg_store *s = NULL;
+	double t0;
+	int rc;
+	/* add_entity x1000, one durable call each, on a fresh store. */
+	progress(j, "add_entity x1000");
+	if ((rc = kg_fresh(j, &s)) < 0)
+		return rc;
+	t0 = bench_now();
+	for (size_t i = 0; i < n1k; i++)
+		if (kg_add_entity(s, &w->ents[i]) < 0) {
+			rc = kg_fail(j, s, "add_entity");
+			kg_done(j, s);
+			return rc;
+		}
+	kt[T_ADD1K] = bench_now() - t0;
+	kg_done(j, s);
+
+	/* Bulk: all N entities in one call, then the 3N relations. */
+	progress(j, "bulk load");
+	double heap0 = heap_bytes();
+	if ((rc = kg_fresh(j, &s)) < 0)
+		return rc;
+	*sp = s;
+	t0 = bench_now();
+	if (kg_add_entities(s, w->ents, w->n, 0, NULL) < 0)
+		return kg_fail(j, s, "add_entities");
+	kt[T_BATCH] = bench_now() - t0;
+	t0 = bench_now();
+	if (kg_add_relations(s, w->rels, m, 0, NULL) < 0)
+		return kg_fail(j, s, "add_relations");
+	kt[T_RELS] = bench_now() - t0;
+	kt[T_BULK] = (double)(w->n + m) / (kt[T_BATCH] + kt[T_RELS]);
+	double heap1 = heap_bytes();
+	if (run == 0)
+		*mem = heap1 > heap0 ? heap1 - heap0 : 0;
+
+	/* get_entity: mean over the lookups, store warm. */
+	progress(j, "get_entity");
+	size_t q = gets_for(j->backend, 0, w->n);
+	t0 = bench_now();
+	for (size_t i = 0; i < q; i++) {
+		kg_entity *e = NULL;
+		if (kg_get_entity(s, w->get_ids[i], &e) < 0)
+			return kg_fail(j, s, "get_entity");
+		kg_entity_free(e);
+	}
+	kt[T_GET] = (bench_now() - t0) / (double)q;
+
+	/* neighbors (outgoing), mean per call. */
+	progress(j, "neighbors");
+	q = gets_for(j->backend, 1, w->n);
+	t0 = bench_now();
+	for (size_t i = 0; i < q; i++) {
+		kg_entity_list *l = NULL;
+		if (kg_neighbors(s, w->get_ids[i], NULL, KG_OUT, &l) < 0)
+			return kg_fail(j, s, "neighbors");
+		if (i < CHECK_IDS)
+			knb[i] = l->count;
+		kg_entity_list_free(l);
+	}
+	kt[T_NB] = (bench_now() - t0) / (double)q;
+
+	/* find_paths depth 5, 10 paths: median over the pairs. */
+	progress(j, "find_paths");
+	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
+		kg_path_list *pl = NULL;
+		t0 = bench_now();
+		rc = kg_find_paths(s, w->ents[w->pair_src[i]].id, w->ents[w->pair_dst[i]].id, BENCH_PATH_DEPTH,
+		                   BENCH_MAX_PATHS, &pl);
+		per[i] = bench_now() - t0;
+		kpaths[i] = pl ? pl->count : 0;
+		kg_path_list_free(pl);
+		if (rc < 0)
+			return kg_fail(j, s, "find_paths");
+	}
+	kt[T_PATHS] = bench_median(per, KG_WORKLOAD_PAIRS);
+
+	/* PostgreSQL: 100 ids per call (kg_get_entities, the batched read). */
+	if (!strcmp(j->backend, "postgres")) {
+		progress(j, "get_entity_batch");
+		t0 = bench_now();
+		for (size_t c = 0; c < BATCH_CALLS; c++) {
+			kg_entity_list *l = NULL;
+			if (kg_get_entities(s, (const char *const *)(w->get_ids + c * 100), 100, &l) < 0)
+				return kg_fail(j, s, "get_entities");
+			kg_entity_list_free(l);
+		}
+		kt[T_GETB] = (bench_now() - t0) / (double)(BATCH_CALLS * 100);
+	}
+	return 0;
+}
+
+/* The same run's raw side, into rt[]; *dbp and *rdp stay open. Counts the
+ * pairs and ids where the raw engine's answer differs from kgstore's. */
+static int raw_phase(job *j, double *rt, const size_t *kpaths, const size_t *knb, double *per, void **dbp,
+                     void **rdp, size_t *path_diff, size_t *nb_diff)
+{
+	const kg_workload *w = j->w;
+	const raw_engine *R = j->raw;
+	size_t n1k = w->n < 1000 ? w->n : 1000, m = 3 * w->n;
+	void *db;
+	double t0;
+	progress(j, "raw engine: add x1000");
+	if (!(db = R->open(j->cfg)))
+		return raw_fail(j);
+	t0 = bench_now();
+	for (size_t i = 0; i < n1k; i++)
+		if (R->add_one(db, &w->ents[i]) < 0) {
+			R->close(db);
+			return raw_fail(j);
+		}
+	rt[T_ADD1K] = bench_now() - t0;
+	R->close(db);
+
+	progress(j, "raw engine: bulk load");
+	if (!(db = R->open(j->cfg)))
+		return raw_fail(j);
+	*dbp = db;
+	t0 = bench_now();
+	if (R->load_entities(db, w->ents, w->n) < 0)
+		return raw_fail(j);
+	rt[T_BATCH] = bench_now() - t0;
+	t0 = bench_now();
+	if (R->load_relations(db, w->rels, m) < 0)
+		return raw_fail(j);
+	rt[T_RELS] = bench_now() - t0;
+	rt[T_BULK] = (double)(w->n + m) / (rt[T_BATCH] + rt[T_RELS]);
+	void *rd = R->reader(db);
+	if (!(*rdp = rd))
+		return raw_fail(j);
+
+	progress(j, "raw engine: reads");
+	size_t q = gets_for(j->backend, 0, w->n);
+	t0 = bench_now();
+	for (size_t i = 0; i < q; i++)
+		if (R->get(rd, w->get_ids[i]) != 1) {
+			if (bench_raw_err[0] == '\0')
+				bench_raw_fail("raw %s: %s not found", j->backend, w->get_ids[i]);
+			return raw_fail(j);
+		}
+	rt[T_GET] = (bench_now() - t0) / (double)q;
+
+	q = gets_for(j->backend, 1, w->n);
+	t0 = bench_now();
+	for (size_t i = 0; i < q; i++) {
+		int c = R->neighbors(rd, w->get_ids[i]);
+		if (c < 0)
+			return raw_fail(j);
+		if (i < CHECK_IDS) /* both sides must find the same neighbors */
+			*nb_diff += (size_t)c != knb[i];
+	}
+	rt[T_NB] = (bench_now() - t0) / (double)q;
+
+	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
+		t0 = bench_now();
+		int c = R->paths(rd, w->ents[w->pair_src[i]].id, w->ents[w->pair_dst[i]].id);
+		per[i] = bench_now() - t0;
+		if (c < 0)
+			return raw_fail(j);
+		*path_diff += (size_t)c != kpaths[i];
+	}
+	rt[T_PATHS] = bench_median(per, KG_WORKLOAD_PAIRS);
+
+	if (R->get_batch && !strcmp(j->backend, "postgres")) {
+		t0 = bench_now();
+		for (size_t c = 0; c < BATCH_CALLS; c++)
+			if (R->get_batch(rd, w->get_ids + c * 100, 100) < 0)
+				return raw_fail(j);
+		rt[T_GETB] = (bench_now() - t0) / (double)(BATCH_CALLS * 100);
+	}
+	return 0;
+}
+
+/*
+ * The main job: per run, kgstore's side then the raw engine's, each on
+ * fresh stores. The kgstore store is closed before the raw engine loads
+ * (so the two never hold the graph at once), except in the run that goes
+ * on to the extra sections, which need both.
+ */
 static int core_job(job *j)
 {
 	const kg_workload *w = j->w;
 	const raw_engine *R = j->raw;
-	size_t runs = runs_for(j->cfg, w->n), n1k = w->n < 1000 ? w->n : 1000, m = 3 * w->n;
+	size_t runs = runs_for(j->cfg, w->n);
 	double *k = calloc(runs * N_T, sizeof(double)), *r = calloc(runs * N_T, sizeof(double));
-	double *per = malloc(KG_WORKLOAD_PAIRS * sizeof(double)), *rper = malloc(KG_WORKLOAD_PAIRS * sizeof(double));
+	double *per = malloc(KG_WORKLOAD_PAIRS * sizeof(double));
+	size_t *kpaths = malloc(KG_WORKLOAD_PAIRS * sizeof(size_t)), *knb = calloc(CHECK_IDS, sizeof(size_t));
 	double kg_mem = 0, raw_mem = 0;
-	size_t path_diff = 0, nb_diff = 0; /* pairs where kgstore and the raw engine disagree */
+	size_t path_diff = 0, nb_diff = 0; /* pairs / ids where kgstore and the raw engine disagree */
 	int is_pg = !strcmp(j->backend, "postgres"), rc = -1;
 	kg_store *s = NULL;
 	void *db = NULL, *rd = NULL;
-	if (!k || !r || !per || !rper) {
+	if (!k || !r || !per || !kpaths || !knb) {
 		snprintf(j->why, sizeof(j->why), "out of memory");
 		goto done;
 	}
 	for (size_t run = 0; run < runs; run++) {
-		double *kt = k + run * N_T, *rt = r + run * N_T, t0;
-		/* add_entity x1000, one durable call each, fresh stores. */
-		progress(j, "add_entity x1000");
-		if ((rc = kg_fresh(j, &s)) < 0)
+		int extra = run == 0 && j->base && j->cfg->report;
+		if ((rc = kg_phase(j, run, k + run * N_T, kpaths, knb, per, &kg_mem, &s)) < 0)
 			goto done;
 		rc = -1;
-		t0 = bench_now();
-		for (size_t i = 0; i < n1k; i++)
-			if (kg_add_entity(s, &w->ents[i]) < 0) {
-				kg_fail(j, s, "add_entity");
-				goto done;
-			}
-		kt[T_ADD1K] = bench_now() - t0;
-		kg_done(j, s);
-		s = NULL;
-		if (!(db = R->open(j->cfg))) {
-			raw_fail(j);
+		if (!extra) {
+			kg_done(j, s);
+			s = NULL;
+		}
+		double heap0 = heap_bytes();
+		if (raw_phase(j, r + run * N_T, kpaths, knb, per, &db, &rd, &path_diff, &nb_diff) < 0)
 			goto done;
+		if (run == 0) { /* the raw side's reader is included, as kgstore's are */
+			double heap1 = heap_bytes();
+			raw_mem = heap1 > heap0 ? heap1 - heap0 : 0;
 		}
-		t0 = bench_now();
-		for (size_t i = 0; i < n1k; i++)
-			if (R->add_one(db, &w->ents[i]) < 0) {
-				raw_fail(j);
-				goto done;
-			}
-		rt[T_ADD1K] = bench_now() - t0;
-		R->close(db);
-		db = NULL;
-
-		/* Bulk: all N entities in one call, then the 3N relations. */
-		progress(j, "bulk load");
-		size_t rss0 = bench_proc_status("VmRSS");
-		if ((rc = kg_fresh(j, &s)) < 0)
-			goto done;
-		rc = -1;
-		t0 = bench_now();
-		if (kg_add_entities(s, w->ents, w->n, 0, NULL) < 0) {
-			kg_fail(j, s, "add_entities");
-			goto done;
-		}
-		kt[T_BATCH] = bench_now() - t0;
-		t0 = bench_now();
-		if (kg_add_relations(s, w->rels, m, 0, NULL) < 0) {
-			kg_fail(j, s, "add_relations");
-			goto done;
-		}
-		kt[T_RELS] = bench_now() - t0;
-		kt[T_BULK] = (double)(w->n + m) / (kt[T_BATCH] + kt[T_RELS]);
-		size_t rss1 = bench_proc_status("VmRSS");
-		progress(j, "bulk load (raw)");
-		if (!(db = R->open(j->cfg))) {
-			raw_fail(j);
-			goto done;
-		}
-		t0 = bench_now();
-		if (R->load_entities(db, w->ents, w->n) < 0) {
-			raw_fail(j);
-			goto done;
-		}
-		rt[T_BATCH] = bench_now() - t0;
-		t0 = bench_now();
-		if (R->load_relations(db, w->rels, m) < 0) {
-			raw_fail(j);
-			goto done;
-		}
-		rt[T_RELS] = bench_now() - t0;
-		rt[T_BULK] = (double)(w->n + m) / (rt[T_BATCH] + rt[T_RELS]);
-		if (run == 0) {
-			size_t rss2 = bench_proc_status("VmRSS");
-			kg_mem = rss1 > rss0 ? (double)(rss1 - rss0) : 0;
-			raw_mem = rss2 > rss1 ? (double)(rss2 - rss1) : 0;
-		}
-		if (!(rd = R->reader(db))) {
-			raw_fail(j);
-			goto done;
-		}
-
-		/* get_entity: mean over the lookups, store warm. */
-		progress(j, "get_entity");
-		size_t q = gets_for(j->backend, 0, w->n);
-		t0 = bench_now();
-		for (size_t i = 0; i < q; i++) {
-			kg_entity *e = NULL;
-			if (kg_get_entity(s, w->get_ids[i], &e) < 0) {
-				kg_fail(j, s, "get_entity");
-				goto done;
-			}
-			kg_entity_free(e);
-		}
-		kt[T_GET] = (bench_now() - t0) / (double)q;
-		t0 = bench_now();
-		for (size_t i = 0; i < q; i++)
-			if (R->get(rd, w->get_ids[i]) != 1) {
-				if (bench_raw_err[0] == '\0')
-					bench_raw_fail("raw %s: %s not found", j->backend, w->get_ids[i]);
-				raw_fail(j);
-				goto done;
-			}
-		rt[T_GET] = (bench_now() - t0) / (double)q;
-
-		/* neighbors (outgoing), mean per call. */
-		progress(j, "neighbors");
-		q = gets_for(j->backend, 1, w->n);
-		t0 = bench_now();
-		for (size_t i = 0; i < q; i++) {
-			kg_entity_list *l = NULL;
-			if (kg_neighbors(s, w->get_ids[i], NULL, KG_OUT, &l) < 0) {
-				kg_fail(j, s, "neighbors");
-				goto done;
-			}
-			kg_entity_list_free(l);
-		}
-		kt[T_NB] = (bench_now() - t0) / (double)q;
-		t0 = bench_now();
-		for (size_t i = 0; i < q; i++)
-			if (R->neighbors(rd, w->get_ids[i]) < 0) {
-				raw_fail(j);
-				goto done;
-			}
-		rt[T_NB] = (bench_now() - t0) / (double)q;
-		if (run == 0) /* untimed: both sides must find the same neighbors */
-			for (size_t i = 0; i < 200 && i < q; i++) {
-				kg_entity_list *l = NULL;
-				if (kg_neighbors(s, w->get_ids[i], NULL, KG_OUT, &l) == KG_OK)
-					nb_diff += (size_t)R->neighbors(rd, w->get_ids[i]) != l->count;
-				kg_entity_list_free(l);
-			}
-
-		/* find_paths depth 5, 10 paths: median over the pairs. */
-		progress(j, "find_paths");
-		for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
-			const char *a = w->ents[w->pair_src[i]].id, *b = w->ents[w->pair_dst[i]].id;
-			kg_path_list *pl = NULL;
-			t0 = bench_now();
-			int prc = kg_find_paths(s, a, b, BENCH_PATH_DEPTH, BENCH_MAX_PATHS, &pl);
-			per[i] = bench_now() - t0;
-			size_t kcount = pl ? pl->count : 0;
-			kg_path_list_free(pl);
-			if (prc < 0) {
-				kg_fail(j, s, "find_paths");
-				goto done;
-			}
-			t0 = bench_now();
-			prc = R->paths(rd, a, b);
-			rper[i] = bench_now() - t0;
-			if (prc < 0) {
-				raw_fail(j);
-				goto done;
-			}
-			path_diff += (size_t)prc != kcount; /* both must do the same job */
-		}
-		kt[T_PATHS] = bench_median(per, KG_WORKLOAD_PAIRS);
-		rt[T_PATHS] = bench_median(rper, KG_WORKLOAD_PAIRS);
-
-		/* PostgreSQL: 100 ids per call (kg_subgraph_get, the batched read)
-		 * against the same SELECTs pipelined. */
-		if (is_pg && R->get_batch) {
-			progress(j, "get_entity_batch");
-			size_t calls = 100;
-			t0 = bench_now();
-			for (size_t c = 0; c < calls; c++) {
-				kg_subgraph *g = NULL;
-				if (kg_subgraph_get(s, w->get_ids + c * 100, 100, &g) < 0) {
-					kg_fail(j, s, "subgraph_get");
-					goto done;
-				}
-				kg_subgraph_free(g);
-			}
-			kt[T_GETB] = (bench_now() - t0) / (double)(calls * 100);
-			t0 = bench_now();
-			for (size_t c = 0; c < calls; c++)
-				if (R->get_batch(rd, w->get_ids + c * 100, 100) < 0) {
-					raw_fail(j);
-					goto done;
-				}
-			rt[T_GETB] = (bench_now() - t0) / (double)(calls * 100);
-		}
-
-		if (run == 0 && j->base && j->cfg->report && extras(j, s, db) < 0)
+		if (extra && extras(j, s, db) < 0)
 			goto done;
 		R->reader_close(rd);
 		rd = NULL;
 		R->close(db);
 		db = NULL;
-		kg_done(j, s);
+		if (s)
+			kg_done(j, s);
 		s = NULL;
 	}
 	if (j->cfg->progress)
@@ -648,17 +686,18 @@ static int core_job(job *j)
 		}
 		char note[80] = "";
 		if (op == T_GETB)
-			snprintf(note, sizeof(note), "100 ids a call: kg_subgraph_get vs pipelined SELECTs");
+			snprintf(note, sizeof(note), "100 ids a call: kg_get_entities vs pipelined SELECTs");
 		else if (op == T_PATHS && path_diff)
 			snprintf(note, sizeof(note), "WARNING: path counts differ on %zu of %zu pairs", path_diff,
 			         runs * KG_WORKLOAD_PAIRS);
 		else if (op == T_NB && nb_diff)
-			snprintf(note, sizeof(note), "WARNING: neighbor counts differ on %zu of 200 ids", nb_diff);
+			snprintf(note, sizeof(note), "WARNING: neighbor counts differ on %zu of %zu ids", nb_diff,
+			         runs * (size_t)CHECK_IDS);
 		send_result(j, T_NAMES[op], op == T_BULK ? "rows/s" : "s", bench_median(kc, runs), bench_median(rc2, runs),
 		            runs, note);
 	}
 	send_result(j, "store_memory", "bytes", kg_mem, raw_mem, 1,
-	            is_pg ? "client RSS growth over the load" : "RSS growth over the load");
+	            is_pg ? "client heap after the load (the server's not counted)" : "heap in use after the load");
 	send_result(j, "peak_rss", "bytes", (double)bench_proc_status("VmHWM"), -1, 1,
 	            "the whole benchmark process, workload arrays included");
 	rc = 0;
@@ -672,7 +711,8 @@ done:
 	free(k);
 	free(r);
 	free(per);
-	free(rper);
+	free(kpaths);
+	free(knb);
 	return rc;
 }
 

@@ -6,6 +6,13 @@ if(TARGET kgstore_cli)
   add_test(NAME cli_bench_smoke
            COMMAND ${CMAKE_COMMAND} -DKGSTORE=$<TARGET_FILE:kgstore_cli>
                    -P ${CMAKE_CURRENT_SOURCE_DIR}/cli_bench_smoke.cmake)
+  # The same on PostgreSQL, in a schema of its own (the bench clears its store).
+  if(KG_PG_SOURCES)
+    add_test(NAME cli_bench_smoke_postgres
+             COMMAND ${CMAKE_COMMAND} -DKGSTORE=$<TARGET_FILE:kgstore_cli> "-DPG_URI=${KG_PG_URI}&schema=kg_bench_smoke"
+                     -DWORK=${CMAKE_CURRENT_BINARY_DIR}/cli_bench_smoke_pg.d -P ${CMAKE_CURRENT_SOURCE_DIR}/cli_bench_smoke.cmake)
+    set_tests_properties(cli_bench_smoke_postgres PROPERTIES FIXTURES_REQUIRED postgres_server TIMEOUT 300)
+  endif()
 endif()
 
 # Every read subcommand on the WordNet demo store (needs wordnet-base and sqlite3).

@@ -9,12 +9,11 @@
  * searches walk compact integer arrays.
  *
  * Threads: one readers-writer lock over all data (readers in parallel,
- * writers alone). Writers also take `wlock`, which is what a transaction
+ * writers alone; brlock.h, so that readers on two CPUs do not contend). Writers also take `wlock`, which is what a transaction
  * holds from begin to commit: other writers wait for it (up to the timeout,
  * then KG_EBUSY) while readers go on and may see the transaction's writes
  * early (documented in kgstore.h). Rollback replays an undo log.
  */
-#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writers must not starve */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -25,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "brlock.h"
 #include "kgstore/backend.h"
 
 /* ------------------------------------------------------------------ */
@@ -313,7 +313,7 @@ typedef struct mem_txn {
 
 typedef struct mem_backend {
 	kg_backend base;
-	pthread_rwlock_t rw;
+	brlock rw;
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
 	mem_txn *active_txn; /* under wlock */
@@ -582,8 +582,8 @@ static int indexes_update(partition *p, const kg_entity *old, const kg_entity *n
 /* Locking                                                              */
 /* ------------------------------------------------------------------ */
 
-static void rd_lock(mem_backend *mb) { pthread_rwlock_rdlock(&mb->rw); }
-static void rd_unlock(mem_backend *mb) { pthread_rwlock_unlock(&mb->rw); }
+static void rd_lock(mem_backend *mb) { br_rdlock(&mb->rw); }
+static void rd_unlock(mem_backend *mb) { br_rdunlock(&mb->rw); }
 
 /* Becomes the writer: waits for an open transaction of another handle to
  * end (up to the timeout), then takes the data lock exclusively. */
@@ -615,13 +615,13 @@ static int wr_lock(mem_backend *mb, kg_call *c)
 		pthread_mutex_unlock(&mb->wlock);
 		return kg_call_error(c, KG_EINVAL, "this transaction has already ended; start a new one with kg_begin");
 	}
-	pthread_rwlock_wrlock(&mb->rw);
+	br_wrlock(&mb->rw);
 	return 0;
 }
 
 static void wr_unlock(mem_backend *mb)
 {
-	pthread_rwlock_unlock(&mb->rw);
+	br_wrunlock(&mb->rw);
 	pthread_mutex_unlock(&mb->wlock);
 }
 
@@ -2345,7 +2345,7 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 	mem_backend *mb = mb_of(b);
 	mem_txn *t = txn;
 	pthread_mutex_lock(&mb->wlock);
-	pthread_rwlock_wrlock(&mb->rw);
+	br_wrlock(&mb->rw);
 	if (!commit)
 		for (size_t i = t->n; i-- > 0;)
 			undo_one(mb, &t->log[i]);
@@ -2357,7 +2357,7 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 		for (size_t i = 0; i < mb->n_tenants; i++)
 			partition_compact(mb, mb->tenants[i]);
 	}
-	pthread_rwlock_unlock(&mb->rw);
+	br_wrunlock(&mb->rw);
 	pthread_cond_broadcast(&mb->wcond);
 	pthread_mutex_unlock(&mb->wlock);
 	free(t->log);
@@ -2394,7 +2394,7 @@ static void mem_free(kg_backend *b)
 	for (size_t i = 0; i < mb->n_index_names; i++)
 		free(mb->index_names[i]);
 	free(mb->index_names);
-	pthread_rwlock_destroy(&mb->rw);
+	br_destroy(&mb->rw);
 	pthread_mutex_destroy(&mb->wlock);
 	pthread_cond_destroy(&mb->wcond);
 	free(mb);
@@ -2403,18 +2403,16 @@ static void mem_free(kg_backend *b)
 int kg_memory_backend_new(const kg_options *o, kg_backend **out, char *err, size_t errcap)
 {
 	*out = NULL;
-	mem_backend *mb = calloc(1, sizeof(*mb));
-	if (!mb) {
+	/* The reader lock's slots are cache-line aligned, so the struct is too. */
+	size_t size = (sizeof(mem_backend) + 63) / 64 * 64;
+	mem_backend *mb = aligned_alloc(64, size);
+	if (mb)
+		memset(mb, 0, size);
+	if (!mb || br_init(&mb->rw) != 0) {
+		free(mb);
 		snprintf(err, errcap, "out of memory creating the memory store");
 		return KG_ENOMEM;
 	}
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-#ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
-	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-#endif
-	pthread_rwlock_init(&mb->rw, &attr);
-	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&mb->wlock, NULL);
 	pthread_cond_init(&mb->wcond, NULL);
 	mb->budget = o ? o->memory_budget : 0;
