@@ -1461,7 +1461,7 @@ static void test_tenants(void)
 
 typedef struct reader_arg {
 	kg_store *s;
-	volatile int *stop;
+	atomic_int *stop;
 	atomic_size_t reads;
 	size_t bad;
 } reader_arg;
@@ -1471,7 +1471,7 @@ static void *reader_main(void *p)
 	reader_arg *a = p;
 	char id[32];
 	unsigned x = (unsigned)(uintptr_t)a;
-	while (!*a->stop) {
+	while (!atomic_load(a->stop)) {
 		x = x * 1103515245u + 12345u;
 		snprintf(id, sizeof(id), "w%u", (x >> 8) % 400);
 		kg_entity *e = NULL;
@@ -1501,7 +1501,8 @@ static void test_threads(void)
 {
 	kg_store *s = open_fresh();
 	CHECK_OK(s, add_e(s, "hub", "Hub"));
-	volatile int stop = 0;
+	atomic_int stop;
+	atomic_init(&stop, 0);
 	enum { READERS = 3 };
 	pthread_t th[READERS];
 	reader_arg args[READERS];
@@ -1530,7 +1531,7 @@ static void test_threads(void)
 			write_errors += kg_delete_entity(s, id) != 0;
 		}
 	}
-	stop = 1;
+	atomic_store(&stop, 1);
 	size_t reads = 0, bad = 0;
 	for (int i = 0; i < READERS; i++) {
 		pthread_join(th[i], NULL);

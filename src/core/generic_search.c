@@ -13,12 +13,24 @@
 
 double kg_cosine(const float *a, const float *b, size_t dim)
 {
-	double dot = 0, na = 0, nb = 0;
-	for (size_t i = 0; i < dim; i++) {
-		dot += (double)a[i] * b[i];
-		na += (double)a[i] * a[i];
-		nb += (double)b[i] * b[i];
+	/* Four independent lanes so the compiler can use vector registers
+	 * (a single running sum is a dependency chain it may not reorder). */
+	double d[4] = { 0 }, x[4] = { 0 }, y[4] = { 0 };
+	size_t i = 0;
+	for (; i + 4 <= dim; i += 4)
+		for (int j = 0; j < 4; j++) {
+			d[j] += (double)a[i + j] * b[i + j];
+			x[j] += (double)a[i + j] * a[i + j];
+			y[j] += (double)b[i + j] * b[i + j];
+		}
+	for (; i < dim; i++) {
+		d[0] += (double)a[i] * b[i];
+		x[0] += (double)a[i] * a[i];
+		y[0] += (double)b[i] * b[i];
 	}
+	double dot = (d[0] + d[1]) + (d[2] + d[3]);
+	double na = (x[0] + x[1]) + (x[2] + x[3]);
+	double nb = (y[0] + y[1]) + (y[2] + y[3]);
 	if (na == 0 || nb == 0)
 		return 0.0;
 	double s = dot / (sqrt(na) * sqrt(nb));
