@@ -350,7 +350,7 @@ static int run_threads(job *j, kg_store *s, void *db, int readers, size_t reads,
 static kg_entity *mixed_entities(const kg_workload *w, size_t count, char **idbuf)
 {
 	kg_entity *e = calloc(count, sizeof(*e));
-	char *ids = malloc(count * 24);
+	char *ids = malloc(count * 32);
 	if (!e || !ids) {
 		free(e);
 		free(ids);
@@ -358,8 +358,8 @@ static kg_entity *mixed_entities(const kg_workload *w, size_t count, char **idbu
 	}
 	for (size_t i = 0; i < count; i++) {
 		e[i] = w->ents[i % w->n];
-		snprintf(ids + i * 24, 24, "mixed%zu", i);
-		e[i].id = ids + i * 24;
+		snprintf(ids + i * 32, 32, "mixed%zu", i); /* 5 + at most 20 digits */
+		e[i].id = ids + i * 32;
 	}
 	*idbuf = ids;
 	return e;
