@@ -193,6 +193,9 @@ int kg_stats_builder_finish(kg_stats_builder *sb, const char *backend, kg_stats 
 
 /* 1 if `text` is a well-formed JSON object, else 0 (fast, no allocation). */
 int kg_json_is_object(const char *text, size_t len);
+/* A string hash for open-addressing tables (FNV-1a, then a mixer so the
+ * low bits, which a power-of-two mask keeps, depend on every byte). */
+uint64_t kg_hash_str(const char *s);
 /* 1 if `t` matches [A-Za-z0-9_-]{1,255}. */
 int kg_tenant_id_valid(const char *t);
 

@@ -10,20 +10,13 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kgstore/backend.h" /* kg_hash_str */
 
-/* A set of strings: open addressing, FNV-1a, grows at 50% load. */
+/* A set of strings: open addressing, grows at 50% load. */
 typedef struct strset {
 	char **slots;
 	size_t cap, count;
 } strset;
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
 
 /* 1 if s was added, 0 if it was there, -1 out of memory. */
 static int strset_add(strset *set, const char *s)
@@ -36,7 +29,7 @@ static int strset_add(strset *set, const char *s)
 		for (size_t i = 0; i < set->cap; i++) {
 			if (!set->slots[i])
 				continue;
-			size_t j = fnv1a(set->slots[i]) & (ncap - 1);
+			size_t j = kg_hash_str(set->slots[i]) & (ncap - 1);
 			while (ns[j])
 				j = (j + 1) & (ncap - 1);
 			ns[j] = set->slots[i];
@@ -45,7 +38,7 @@ static int strset_add(strset *set, const char *s)
 		set->slots = ns;
 		set->cap = ncap;
 	}
-	size_t j = fnv1a(s) & (set->cap - 1);
+	size_t j = kg_hash_str(s) & (set->cap - 1);
 	for (; set->slots[j]; j = (j + 1) & (set->cap - 1))
 		if (!strcmp(set->slots[j], s))
 			return 0;
@@ -59,7 +52,7 @@ static int strset_has(const strset *set, const char *s)
 {
 	if (!set->cap)
 		return 0;
-	for (size_t j = fnv1a(s) & (set->cap - 1); set->slots[j]; j = (j + 1) & (set->cap - 1))
+	for (size_t j = kg_hash_str(s) & (set->cap - 1); set->slots[j]; j = (j + 1) & (set->cap - 1))
 		if (!strcmp(set->slots[j], s))
 			return 1;
 	return 0;

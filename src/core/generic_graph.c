@@ -20,19 +20,11 @@ typedef struct strmap {
 	size_t mask, count;
 } strmap;
 
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h ^ (h >> 32);
-}
-
 static size_t *strmap_get(const strmap *m, const char *key)
 {
 	if (!m->keys)
 		return NULL;
-	for (size_t i = str_hash(key) & m->mask;; i = (i + 1) & m->mask) {
+	for (size_t i = kg_hash_str(key) & m->mask;; i = (i + 1) & m->mask) {
 		if (!m->keys[i])
 			return NULL;
 		if (strcmp(m->keys[i], key) == 0)
@@ -59,7 +51,7 @@ static int strmap_put(strmap *m, const char *key, size_t val)
 		free(m->vals);
 		*m = bigger;
 	}
-	size_t i = str_hash(key) & m->mask;
+	size_t i = kg_hash_str(key) & m->mask;
 	while (m->keys[i])
 		i = (i + 1) & m->mask;
 	m->keys[i] = key;

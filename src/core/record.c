@@ -804,3 +804,14 @@ int kg_parse_time(const char *text, int64_t *us)
 	*us = secs * 1000000 + frac;
 	return 0;
 }
+
+uint64_t kg_hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}

@@ -42,14 +42,6 @@ typedef struct lru {
 	lru_node head; /* sentinel: head.next most recent, head.prev oldest */
 } lru;
 
-static uint64_t hash_key(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 static char *make_key(const char *tenant, const char *id)
 {
 	size_t lt = tenant ? strlen(tenant) : 0, li = strlen(id);
@@ -90,7 +82,7 @@ static void node_free(lru_node *x)
 
 static lru_node **lru_slot(lru *l, const char *key)
 {
-	lru_node **p = &l->b[hash_key(key) & (l->nb - 1)];
+	lru_node **p = &l->b[kg_hash_str(key) & (l->nb - 1)];
 	while (*p && strcmp((*p)->key, key) != 0)
 		p = &(*p)->hnext;
 	return p;

@@ -31,17 +31,6 @@
 /* Small containers                                                     */
 /* ------------------------------------------------------------------ */
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a mixer for the low bits */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
-}
-
 static uint64_t hash_u32(uint32_t x)
 {
 	uint64_t h = x * 0x9E3779B97F4A7C15ull;
@@ -416,7 +405,7 @@ static ent_slot *find_ent(partition *p, const char *id)
 {
 	if (!p)
 		return NULL;
-	ptrdiff_t i = idmap_find(&p->ent_ids, id, hash_str(id));
+	ptrdiff_t i = idmap_find(&p->ent_ids, id, kg_hash_str(id));
 	return i < 0 ? NULL : &p->ents[p->ent_ids.e[i].slot];
 }
 
@@ -424,7 +413,7 @@ static rel_slot *find_rel(partition *p, const char *id)
 {
 	if (!p)
 		return NULL;
-	ptrdiff_t i = idmap_find(&p->rel_ids, id, hash_str(id));
+	ptrdiff_t i = idmap_find(&p->rel_ids, id, kg_hash_str(id));
 	return i < 0 ? NULL : &p->rels[p->rel_ids.e[i].slot];
 }
 
@@ -500,7 +489,7 @@ static int index_add_entity(prop_index *ix, const kg_entity *e, uint32_t slot)
 	char *key = property_key(e, ix->name, &oom);
 	if (!key)
 		return oom ? KG_ENOMEM : 0;
-	uint64_t h = hash_str(key);
+	uint64_t h = kg_hash_str(key);
 	pidx_entry *x = pidx_find(ix, key, h);
 	if (!x) {
 		if (pidx_grow(ix) < 0) {
@@ -526,7 +515,7 @@ static void index_remove_entity(prop_index *ix, const kg_entity *e, uint32_t slo
 	int oom;
 	char *key = property_key(e, ix->name, &oom);
 	if (key) {
-		pidx_entry *x = pidx_find(ix, key, hash_str(key));
+		pidx_entry *x = pidx_find(ix, key, kg_hash_str(key));
 		if (x)
 			u32vec_remove(&x->slots, slot);
 		free(key);
@@ -710,7 +699,7 @@ static uint32_t entity_block_size(const kg_entity *e)
 /* Files an entity under its id, with its block size for entity_clone. */
 static void ent_map_put(idmap *m, kg_entity *rec, uint32_t slot)
 {
-	size_t i = idmap_put(m, rec->id, rec, hash_str(rec->id), slot);
+	size_t i = idmap_put(m, rec->id, rec, kg_hash_str(rec->id), slot);
 	m->e[i].size = entity_block_size(rec);
 }
 
@@ -728,7 +717,7 @@ static uint32_t ent_append(partition *p, kg_entity *rec)
 static kg_entity *ent_unlink(partition *p, uint32_t slot)
 {
 	kg_entity *rec = p->ents[slot].rec;
-	ptrdiff_t i = idmap_find(&p->ent_ids, rec->id, hash_str(rec->id));
+	ptrdiff_t i = idmap_find(&p->ent_ids, rec->id, kg_hash_str(rec->id));
 	if (i >= 0)
 		idmap_remove_at(&p->ent_ids, (size_t)i);
 	p->ents[slot].rec = NULL;
@@ -749,7 +738,7 @@ static void ent_relink(partition *p, uint32_t slot, kg_entity *rec)
 static void ent_set_record(partition *p, uint32_t slot, kg_entity *rec)
 {
 	kg_entity *old = p->ents[slot].rec;
-	ptrdiff_t i = idmap_find(&p->ent_ids, old->id, hash_str(old->id));
+	ptrdiff_t i = idmap_find(&p->ent_ids, old->id, kg_hash_str(old->id));
 	if (i >= 0) {
 		p->ent_ids.e[i].key = rec->id; /* the key points into the record */
 		p->ent_ids.e[i].rec = rec;
@@ -782,7 +771,7 @@ static void rel_unlink_adjacency(partition *p, uint32_t slot)
 static kg_relation *rel_unlink(partition *p, uint32_t slot)
 {
 	kg_relation *rec = p->rels[slot].rec;
-	ptrdiff_t i = idmap_find(&p->rel_ids, rec->id, hash_str(rec->id));
+	ptrdiff_t i = idmap_find(&p->rel_ids, rec->id, kg_hash_str(rec->id));
 	if (i >= 0)
 		idmap_remove_at(&p->rel_ids, (size_t)i);
 	rel_unlink_adjacency(p, slot);
@@ -796,7 +785,7 @@ static kg_relation *rel_unlink(partition *p, uint32_t slot)
 static int rel_relink(partition *p, uint32_t slot, kg_relation *rec)
 {
 	p->rels[slot].rec = rec;
-	idmap_put(&p->rel_ids, rec->id, rec, hash_str(rec->id), slot);
+	idmap_put(&p->rel_ids, rec->id, rec, kg_hash_str(rec->id), slot);
 	p->live_rels++;
 	return rel_link(p, slot);
 }
@@ -871,7 +860,7 @@ static void partition_compact(mem_backend *mb, partition *p)
 		ent_map_put(&eids, e->rec, (uint32_t)i);
 	}
 	for (size_t i = 0; i < nr; i++)
-		idmap_put(&rids, p->rels[i].rec->id, p->rels[i].rec, hash_str(p->rels[i].rec->id), (uint32_t)i);
+		idmap_put(&rids, p->rels[i].rec->id, p->rels[i].rec, kg_hash_str(p->rels[i].rec->id), (uint32_t)i);
 	idmap_clear(&p->ent_ids);
 	idmap_clear(&p->rel_ids);
 	p->ent_ids = eids;
@@ -1026,7 +1015,7 @@ static int mem_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity *
 	int rc = 0;
 	rd_lock(mb);
 	partition *p = find_partition(mb, c->tenant);
-	ptrdiff_t i = p ? idmap_find(&p->ent_ids, id, hash_str(id)) : -1;
+	ptrdiff_t i = p ? idmap_find(&p->ent_ids, id, kg_hash_str(id)) : -1;
 	if (i < 0)
 		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s%s", id, c->tenant ? " in tenant " : "",
 		                   c->tenant ? c->tenant : "");
@@ -1188,11 +1177,11 @@ static int add_relations_locked(mem_backend *mb, kg_call *c, const kg_relation *
 			continue;
 		uint32_t slot = (uint32_t)p->n_rels++;
 		p->rels[slot] = (rel_slot){ .seq = p->next_seq++, .rec = recs[i], .src = ends[2 * i], .dst = ends[2 * i + 1] };
-		idmap_put(&p->rel_ids, recs[i]->id, recs[i], hash_str(recs[i]->id), slot);
+		idmap_put(&p->rel_ids, recs[i]->id, recs[i], kg_hash_str(recs[i]->id), slot);
 		p->live_rels++;
 		if (rel_link(p, slot) < 0) {
 			/* Take back this one and the ones before it. */
-			ptrdiff_t k = idmap_find(&p->rel_ids, recs[i]->id, hash_str(recs[i]->id));
+			ptrdiff_t k = idmap_find(&p->rel_ids, recs[i]->id, kg_hash_str(recs[i]->id));
 			idmap_remove_at(&p->rel_ids, (size_t)k);
 			p->live_rels--;
 			p->n_rels--;
@@ -1296,7 +1285,7 @@ static int mem_update_relation(kg_backend *b, kg_call *c, const kg_relation *r, 
 		}
 	}
 	kg_relation *old = s->rec;
-	ptrdiff_t k = idmap_find(&p->rel_ids, old->id, hash_str(old->id));
+	ptrdiff_t k = idmap_find(&p->rel_ids, old->id, kg_hash_str(old->id));
 	p->rel_ids.e[k].key = rec->id;
 	p->rel_ids.e[k].rec = rec;
 	s->rec = rec;
@@ -2097,7 +2086,7 @@ static int mem_lookup_by_property(kg_backend *b, kg_call *c, const char *name, c
 	}
 	if (!(l = kg_entity_list_new()))
 		goto oom;
-	pidx_entry *x = pidx_find(ix, key, hash_str(key));
+	pidx_entry *x = pidx_find(ix, key, kg_hash_str(key));
 	for (uint32_t i = 0; x && i < x->slots.n; i++) {
 		kg_entity *copy = kg_entity_dup(p->ents[x->slots.v[i]].rec);
 		if (!copy || kg_entity_list_push(l, copy) < 0)
@@ -2139,7 +2128,7 @@ static int tally_add(type_tally *t, const char *type)
 		for (size_t i = 0; t->types && i <= t->mask; i++) {
 			if (!t->types[i])
 				continue;
-			size_t j = hash_str(t->types[i]) & bigger.mask;
+			size_t j = kg_hash_str(t->types[i]) & bigger.mask;
 			while (bigger.types[j])
 				j = (j + 1) & bigger.mask;
 			bigger.types[j] = t->types[i];
@@ -2150,7 +2139,7 @@ static int tally_add(type_tally *t, const char *type)
 		free(t->counts);
 		*t = bigger;
 	}
-	size_t j = hash_str(type) & t->mask;
+	size_t j = kg_hash_str(type) & t->mask;
 	while (t->types[j] && strcmp(t->types[j], type) != 0)
 		j = (j + 1) & t->mask;
 	if (!t->types[j]) {
@@ -2318,7 +2307,7 @@ static void undo_one(mem_backend *mb, undo_rec *u)
 	case UNDO_REL_REPLACE: {
 		rel_slot *s = &p->rels[u->slot];
 		kg_relation *now = s->rec;
-		ptrdiff_t k = idmap_find(&p->rel_ids, now->id, hash_str(now->id));
+		ptrdiff_t k = idmap_find(&p->rel_ids, now->id, kg_hash_str(now->id));
 		p->rel_ids.e[k].key = ((kg_relation *)u->old)->id;
 		p->rel_ids.e[k].rec = u->old;
 		s->rec = u->old;

@@ -389,18 +389,10 @@ typedef struct id_set {
 	const char **list; /* in first-seen order */
 } id_set;
 
-static size_t id_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 /* 1 if added, 0 if there, < 0 out of memory. */
 static int id_set_add(id_set *set, const char *id)
 {
-	size_t j = id_hash(id) & set->mask;
+	size_t j = kg_hash_str(id) & set->mask;
 	for (; set->slot[j]; j = (j + 1) & set->mask)
 		if (!strcmp(set->slot[j], id))
 			return 0;
@@ -411,7 +403,7 @@ static int id_set_add(id_set *set, const char *id)
 
 static int id_set_has(const id_set *set, const char *id)
 {
-	for (size_t j = id_hash(id) & set->mask; set->slot[j]; j = (j + 1) & set->mask)
+	for (size_t j = kg_hash_str(id) & set->mask; set->slot[j]; j = (j + 1) & set->mask)
 		if (!strcmp(set->slot[j], id))
 			return 1;
 	return 0;

@@ -201,20 +201,12 @@ typedef struct idx_map {
 	size_t cap, count;
 } idx_map;
 
-static size_t map_hash(const char *s)
-{
-	size_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
 /* 1 with *val set when key is there, else 0. */
 static int map_get(const idx_map *m, const char *key, size_t *val)
 {
 	if (!m->cap)
 		return 0;
-	for (size_t j = map_hash(key) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
+	for (size_t j = kg_hash_str(key) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1)) {
 		if (!strcmp(m->keys[j], key)) {
 			*val = m->vals[j];
 			return 1;
@@ -237,7 +229,7 @@ static int map_put(idx_map *m, const char *key, size_t val)
 		for (size_t i = 0; i < m->cap; i++) {
 			if (!m->keys[i])
 				continue;
-			size_t j = map_hash(m->keys[i]) & (cap - 1);
+			size_t j = kg_hash_str(m->keys[i]) & (cap - 1);
 			while (n.keys[j])
 				j = (j + 1) & (cap - 1);
 			n.keys[j] = m->keys[i];
@@ -247,7 +239,7 @@ static int map_put(idx_map *m, const char *key, size_t val)
 		free(m->vals);
 		*m = n;
 	}
-	size_t j = map_hash(key) & (m->cap - 1);
+	size_t j = kg_hash_str(key) & (m->cap - 1);
 	while (m->keys[j])
 		j = (j + 1) & (m->cap - 1);
 	if (!(m->keys[j] = strdup(key)))

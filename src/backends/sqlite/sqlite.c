@@ -503,7 +503,6 @@ static int exec(sq_backend *sb, kg_call *c, sqlite3 *db, const char *sql, const 
 }
 
 static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc);
-static size_t str_hash(const char *s);
 
 /* Runs one cached transaction-control statement (ST_BEGIN...). */
 static int control(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const char *what)
@@ -1068,7 +1067,7 @@ static int seen_has(const seen_set *ss, const char *id)
 {
 	if (!ss || !ss->keys)
 		return 0;
-	for (size_t i = str_hash(id) & ss->mask; ss->keys[i]; i = (i + 1) & ss->mask)
+	for (size_t i = kg_hash_str(id) & ss->mask; ss->keys[i]; i = (i + 1) & ss->mask)
 		if (strcmp(ss->keys[i], id) == 0)
 			return 1;
 	return 0;
@@ -1078,7 +1077,7 @@ static void seen_add(seen_set *ss, const char *id)
 {
 	if (!ss || !ss->keys || ss->n * 2 >= ss->mask)
 		return;
-	size_t i = str_hash(id) & ss->mask;
+	size_t i = kg_hash_str(id) & ss->mask;
 	while (ss->keys[i])
 		i = (i + 1) & ss->mask;
 	ss->keys[i] = id;
@@ -1737,19 +1736,11 @@ typedef struct pgraph {
 	kg_path_list *pl;
 } pgraph;
 
-static size_t str_hash(const char *s)
-{
-	size_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static size_t pg_find(const pgraph *g, const char *id)
 {
 	if (!g->slots)
 		return SIZE_MAX;
-	for (size_t i = str_hash(id) & g->mask;; i = (i + 1) & g->mask) {
+	for (size_t i = kg_hash_str(id) & g->mask;; i = (i + 1) & g->mask) {
 		size_t v = g->slots[i];
 		if (!v)
 			return SIZE_MAX;
@@ -1779,7 +1770,7 @@ static int pg_node(pgraph *g, const char *id, size_t *node)
 		g->slots = slots;
 		g->mask = cap * 2 - 1;
 		for (size_t k = 0; k < g->n; k++) {
-			size_t i = str_hash(g->nodes[k].id) & g->mask;
+			size_t i = kg_hash_str(g->nodes[k].id) & g->mask;
 			while (g->slots[i])
 				i = (i + 1) & g->mask;
 			g->slots[i] = k + 1;
@@ -1789,7 +1780,7 @@ static int pg_node(pgraph *g, const char *id, size_t *node)
 	if (!copy)
 		return kg_call_error(g->c, KG_ENOMEM, "out of memory finding paths");
 	g->nodes[g->n] = (pnode){ copy, -1, 0, 0, NULL, NULL, SIZE_MAX };
-	size_t i = str_hash(id) & g->mask;
+	size_t i = kg_hash_str(id) & g->mask;
 	while (g->slots[i])
 		i = (i + 1) & g->mask;
 	g->slots[i] = g->n + 1;
@@ -2132,7 +2123,7 @@ static int tkey_match(const char *key, const char *tenant)
 
 static size_t acc_hash(const char *tenant, const char *type)
 {
-	return str_hash(type) * 31 + (tenant ? str_hash(tenant) + 1 : 0);
+	return kg_hash_str(type) * 31 + (tenant ? kg_hash_str(tenant) + 1 : 0);
 }
 
 static void acc_clear(struct fts_acc *a)
