@@ -282,7 +282,7 @@ static void resume_after_crash(void)
 			unsigned long long done = d ? strtoull(d + 5, NULL, 10) : 0;
 			CHECK(done >= 200);
 			char *last = strstr(text, "\nlast ");
-			char out[8192];
+			char out[sizeof text + 128]; /* text, then at most ~100 bytes more */
 			if (d && last) {
 				*d = 0;
 				/* last id unknown for the older batch: keep the file
