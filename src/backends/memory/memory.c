@@ -2341,11 +2341,11 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 	for (size_t i = 0; i < t->n; i++)
 		free(t->log[i].old); /* what a commit made unreachable */
 	mb->active_txn = NULL;
-	if (commit) {
-		partition_compact(mb, &mb->global);
-		for (size_t i = 0; i < mb->n_tenants; i++)
-			partition_compact(mb, mb->tenants[i]);
-	}
+	/* After a rollback too: the slots of undone adds are dead, and a
+	 * begin/add/rollback loop must not grow the store. */
+	partition_compact(mb, &mb->global);
+	for (size_t i = 0; i < mb->n_tenants; i++)
+		partition_compact(mb, mb->tenants[i]);
 	br_wrunlock(&mb->rw);
 	pthread_cond_broadcast(&mb->wcond);
 	pthread_mutex_unlock(&mb->wlock);
