@@ -135,61 +135,51 @@ while one thread adds entities one call at a time.
 
 ## Notes on the targets
 
-Targets marked **no** in the table above are open work (issues 3, 4 and 7).
-The profiles (perf) and experiments behind the trial runs, made while the
-backends were being built, show where each gap comes from:
+Targets marked **no** in the table above are open work. What the profiles
+(perf, strace) and experiments show about each:
 
 - **Noise.** Figures move by up to ±30 % between runs on this shared 2-CPU
-  VM, and the thread rows depend on the second CPU being idle (when another
-  process holds it, even the raw engine stops scaling). A target within that
-  margin of its limit may flip from one run to the next: rerun on an idle
-  machine before reading much into it.
-- **memory, vector search (about 10x the raw scan).** `kg_cosine` accumulates
-  in double, one element at a time (nothing vectorises), recomputes the norm
-  of the query and of every row on each call, and each embedding sits in its
-  own entity record, so the scan chases a pointer per row. What would close
-  it: one contiguous float array of embeddings per partition with the norms
-  kept beside it, the query norm computed once, and a dot product in 8
-  independent lanes (the raw engine's `dot`, bench/raw_memory.c), which the
-  compiler vectorises.
-- **memory, thread scaling.** Every read takes one process-wide
-  `pthread_rwlock_t`; taking it for reading writes the lock's shared counter,
-  so with two CPUs that cache line moves between them on every call (~70 ns
-  calls). In a trial on an idle machine the raw lookups went from 35M/s on
-  one thread to 75M/s on two, while kgstore's went from 24M/s down to 16M/s.
-  Per-thread (striped) reader counters, or epoch-based reads, would let
-  readers proceed without a shared write.
+  VM. A target within that margin of its limit may flip from one run to the
+  next: rerun on an idle machine before reading much into it.
+- **Thread scaling (memory and SQLite, 2 threads >= 1.7x 1).** The raw
+  engines do not reach it either in the same run (their ratio is in the
+  table: a bare hash lookup per thread, a bare SQLite connection per
+  thread), so what is measured here is mostly how much of the second vCPU
+  the VM gives. kgstore's memory backend no longer shares a counter between
+  reader threads (src/backends/memory/brlock.h: a slot per thread, the
+  pthread_rwlock before it gave 0.7x with 2 threads); SQLite readers each
+  use a connection of the read pool.
 - **memory, neighbors (5-10x) and memory use (1.7-2x the raw layout).**
   neighbors hands back a malloc'd copy of every neighboring entity (the API
   returns copies; the raw engine only walks the CSR), plus a sort to remove
   duplicates. The store's heap holds about 1.1 GB per million entities with
   their 3 million relations, so 10M + 30M would need about 11 GB against the
-  6 GB target; the raw layout (a malloc per string) needs about 0.6 GB per
-  million. Fewer allocations
-  per record (strings in one block with the record, 32-bit slot indexes for
-  adjacency) is the way down.
-- **SQLite, bulk load at 1M (target 300K rows/s).** The raw prepared loop
-  itself reaches only ~50K rows/s at N = 1M with the original's indexes
-  (eight B-trees on random text keys); kgstore matches it (ratio ~1.0). A
-  larger page cache hardly helps (74K vs 83K rows/s at 100K, 64 MB vs 1 GB
-  cache). 300K rows/s at that size needs fewer index writes per row, e.g.
-  building the secondary indexes after a bulk load into a fresh file.
-- **SQLite, add_entity x1K and get_entity at 10K.** The raw engine needs
-  about the same (35-45 ms for 1,000 durable commits in WAL mode, ~3 µs for
-  the SELECT on this machine), so these targets sit at the engine's own
-  floor here.
-- **PostgreSQL, batched get.** kgstore has no batched get: the row times
-  `kg_subgraph_get` with 100 ids, which also looks up the relations among
-  them, against 100 pipelined SELECTs. A `kg_get_entities` call (one
-  `= ANY($1)` query or a pipeline) would be the like-for-like figure.
+  6 GB target; fewer allocations per record (strings in one block with the
+  record, interned types, 32-bit endpoints) is the way down.
+- **memory, vector search.** Met since the cosine runs in four lanes
+  (4.3 ms -> 2.5 ms over 100K x 64); the rest of the gap to the raw scan is
+  each embedding living in its own record (a pointer chase per row).
+- **SQLite, bulk load at 1M (target 300K rows/s).** The bare prepared loop
+  with the original's eight indexes (random text keys) reaches ~70-80K
+  rows/s at N = 1M here. kgstore now drops the secondary indexes for a large
+  load and builds them once before the commit (sqlite.c, "Bulk loads"),
+  which is why it beats the bare loop; 300K rows/s would need fewer indexes
+  than the original's schema has.
+- **SQLite, add_entity x1K, batch insert 10K and get_entity.** The bare
+  loop needs about the same (1,000 commits in WAL mode each write a frame for
+  each of 5 b-trees; each read transaction takes 2 fcntl locks on the -shm
+  file), so these targets sit at the engine's own floor on this VM.
 - **PostgreSQL, full load at 1M (target 100K rows/s).** The bare COPY itself
-  reaches ~20-30K rows/s there with the original's GIN indexes on both JSONB
-  columns, client and server sharing one CPU (`--pin`); kgstore matches or
-  beats it. The target needs the GIN maintenance out of the load (e.g.
-  `fastupdate`, or building the GIN indexes after the load), or both CPUs.
+  reaches ~30-45K rows/s there with the original's GIN indexes on both JSONB
+  columns, client and server sharing one CPU (`--pin`); kgstore matches it.
+  The target needs the GIN maintenance out of the load (building the GIN
+  indexes after it), or both CPUs for the server.
 - PostgreSQL thread rows are pinned to one CPU when `--pin` is on, so they
   show no scaling by construction; the scaling targets are for memory and
   SQLite.
+- The raw side of the memory mixed rows takes glibc's default
+  pthread_rwlock per call, which lets readers starve the writer, so those
+  two ratios say little.
 - Neither side runs ANALYZE after the bulk load; autovacuum may, at a moment
   of its choosing, and plans (the recursive CTEs above all) can change when
   it does.
