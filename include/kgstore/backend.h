@@ -240,6 +240,12 @@ int kg_text_scorer_new(const char *query, kg_text_method method, kg_text_scorer 
  * index. Documents must all be added before kg_text_scorer_score. */
 int kg_text_scorer_add(kg_text_scorer *ts, const kg_entity *e, size_t *doc_index);
 double kg_text_scorer_score(kg_text_scorer *ts, size_t doc_index);
+/* For a backend that adds only the candidate documents (those holding a
+ * query term, e.g. from FTS5): BM25's corpus is n_docs documents holding
+ * total_tokens tokens in all (document frequencies are still counted over
+ * the added documents, as only they hold a term). KG_EINVAL if n_docs is
+ * less than the documents added. */
+int kg_text_scorer_set_corpus(kg_text_scorer *ts, size_t n_docs, double total_tokens);
 void kg_text_scorer_free(kg_text_scorer *ts);
 
 /* Cosine similarity of two float vectors (0 when either is all zero). */

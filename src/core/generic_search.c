@@ -288,6 +288,8 @@ struct kg_text_scorer {
 	size_t n_docs, cap_docs;
 	double *idf;         /* BM25, computed at the first score */
 	double avgdl;
+	int has_corpus;      /* kg_text_scorer_set_corpus was called */
+	double corpus_docs, corpus_tokens;
 };
 
 int kg_text_scorer_new(const char *query, kg_text_method method, kg_text_scorer **out)
@@ -444,16 +446,32 @@ static int bm25_prepare(kg_text_scorer *ts)
 		return 0;
 	if (!(ts->idf = malloc((ts->n_terms ? ts->n_terms : 1) * sizeof(double))))
 		return KG_ENOMEM;
-	double total = 0;
+	double total = 0, n = (double)ts->n_docs;
 	for (size_t d = 0; d < ts->n_docs; d++)
 		total += (double)ts->docs[d].len;
-	ts->avgdl = ts->n_docs ? total / (double)ts->n_docs : 0;
+	if (ts->has_corpus) { /* the added documents are candidates of a larger corpus */
+		n = ts->corpus_docs;
+		total = ts->corpus_tokens;
+	}
+	ts->avgdl = n > 0 ? total / n : 0;
 	for (size_t t = 0; t < ts->n_terms; t++) {
 		double df = 0;
 		for (size_t d = 0; d < ts->n_docs; d++)
 			df += ts->tf[d * ts->n_terms + t] > 0;
-		ts->idf[t] = log(1.0 + ((double)ts->n_docs - df + 0.5) / (df + 0.5));
+		ts->idf[t] = log(1.0 + (n - df + 0.5) / (df + 0.5));
 	}
+	return 0;
+}
+
+int kg_text_scorer_set_corpus(kg_text_scorer *ts, size_t n_docs, double total_tokens)
+{
+	if (!ts || (double)n_docs < (double)ts->n_docs || total_tokens < 0)
+		return KG_EINVAL;
+	ts->has_corpus = 1;
+	ts->corpus_docs = (double)n_docs;
+	ts->corpus_tokens = total_tokens;
+	free(ts->idf); /* new statistics */
+	ts->idf = NULL;
 	return 0;
 }
 

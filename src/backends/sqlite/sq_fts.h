@@ -45,16 +45,5 @@ typedef struct kg_fts_query {
 int kg_fts_query_parse(kg_fts_query *q, const char *query);
 void kg_fts_query_free(kg_fts_query *q);
 
-/* tf[i] = occurrences of q->terms[i] among the tokens of t. */
-void kg_fts_term_counts(const kg_fts_query *q, const kg_fts_text *t, double *tf);
-
-/* BM25 as kg_text_scorer_score computes it (k1 = 1.2, b = 0.75, s/(1+s)),
- * the same floating-point operations in the same order, so scores are
- * bit-identical; n_docs and total_tokens are the whole corpus's (tenant and
- * type), df the number of its documents holding each term. The core's
- * scorer derives those from the documents added to it, which for an index
- * would be every document; see the report on kg_text_scorer_set_corpus. */
-void kg_fts_bm25_idf(double n_docs, const double *df, size_t n_terms, double *idf);
-double kg_fts_bm25(size_t n_terms, const double *tf, double len, const double *idf, double avgdl);
 
 #endif

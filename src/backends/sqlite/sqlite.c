@@ -2603,23 +2603,21 @@ static int cand_cmp(const void *x, const void *y)
 
 /* The search itself, on a connection whose index is clean: candidates are
  * the rows holding a query token (in the tenant and type), in rowid order;
- * Jaccard and cosine are scored by the core's scorer, BM25 by the same
- * formula with the corpus statistics of the whole tenant and type (from
- * kgstore_fts_totals; df counts only candidates, as only they hold a term). */
+ * every method is scored by the core's scorer, BM25 with the corpus
+ * statistics of the whole tenant and type (kgstore_fts_totals; df counts
+ * only candidates, as only they hold a term). */
 static int fts_search_on(sq_backend *sb, kg_call *c, conn *cn, const kg_fts_query *q, const char *query,
                          const char *entity_type, size_t k, double threshold, kg_text_method method,
                          kg_entity_list **out)
 {
 	kg_text_scorer *ts = NULL;
 	fts_cand *cand = NULL;
-	double *tf = NULL, *len = NULL, *df = NULL, *idf = NULL;
 	size_t n = 0, cap = 0;
-	kg_fts_text text = { 0 };
 	kg_entity_list *l = NULL;
 	char *tkey = NULL;
 	int rc = 0, src;
 	int bm25 = method == KG_TEXT_BM25;
-	if (!bm25 && kg_text_scorer_new(query, method, &ts) < 0)
+	if (kg_text_scorer_new(query, method, &ts) < 0)
 		goto oom;
 	sqlite3_stmt *st = stmt(sb, cn, c, ST_FTS_CANDIDATES, &rc);
 	if (!st)
@@ -2632,44 +2630,24 @@ static int fts_search_on(sq_backend *sb, kg_call *c, conn *cn, const kg_fts_quer
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
 			fts_cand *p = realloc(cand, nc * sizeof(*p));
-			if (p)
-				cand = p;
-			if (bm25) {
-				double *t2 = realloc(tf, nc * q->n * sizeof(*t2));
-				if (t2)
-					tf = t2;
-				double *l2 = realloc(len, nc * sizeof(*l2));
-				if (l2)
-					len = l2;
-				if (!t2 || !l2)
-					p = NULL;
-			}
 			if (!p) {
 				sqlite3_reset(st);
 				goto oom;
 			}
+			cand = p;
 			cap = nc;
 		}
 		cand[n] = (fts_cand){ 0, n, sqlite3_column_int64(st, 0) };
+		/* The fields row_entity would give the generic path. */
 		const char *id = column_str(st, 1), *type = column_str(st, 2), *props = column_str(st, 3);
-		if (bm25) {
-			if (kg_fts_text_build(&text, id, type, props) < 0) {
-				sqlite3_reset(st);
-				goto oom;
-			}
-			kg_fts_term_counts(q, &text, &tf[n * q->n]);
-			len[n] = (double)text.tokens;
-		} else {
-			/* The fields row_entity would give the generic path. */
-			kg_entity e = KG_ENTITY_INIT;
-			e.id = id ? id : "";
-			e.entity_type = type ? type : "";
-			e.properties = props ? props : "{}";
-			size_t idx;
-			if (kg_text_scorer_add(ts, &e, &idx) < 0) {
-				sqlite3_reset(st);
-				goto oom;
-			}
+		kg_entity e = KG_ENTITY_INIT;
+		e.id = id ? id : "";
+		e.entity_type = type ? type : "";
+		e.properties = props ? props : "{}";
+		size_t idx;
+		if (kg_text_scorer_add(ts, &e, &idx) < 0) {
+			sqlite3_reset(st);
+			goto oom;
 		}
 		n++;
 	}
@@ -2679,8 +2657,9 @@ static int fts_search_on(sq_backend *sb, kg_call *c, conn *cn, const kg_fts_quer
 		goto cleanup;
 	}
 	if (bm25 && n) {
+		/* BM25's corpus is the whole tenant and type, not the candidates. */
 		size_t tl = c->tenant ? strlen(c->tenant) : 0;
-		if (!(tkey = malloc(tl + 2)) || !(df = calloc(q->n, sizeof(*df))) || !(idf = malloc(q->n * sizeof(*idf))))
+		if (!(tkey = malloc(tl + 2)))
 			goto oom;
 		tkey[0] = '+';
 		memcpy(tkey + 1, c->tenant ? c->tenant : "", tl + 1);
@@ -2690,24 +2669,22 @@ static int fts_search_on(sq_backend *sb, kg_call *c, conn *cn, const kg_fts_quer
 		if (entity_type)
 			sqlite3_bind_text(st, 2, entity_type, -1, SQLITE_STATIC);
 		src = sqlite3_step(st);
-		double n_docs = src == SQLITE_ROW ? (double)sqlite3_column_int64(st, 0) : 0;
+		sqlite3_int64 n_docs = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 		double tokens = src == SQLITE_ROW ? (double)sqlite3_column_int64(st, 1) : 0;
 		sqlite3_reset(st);
 		if (src != SQLITE_ROW) {
 			rc = sq_error(sb, c, cn->db, src, "reading the text index totals");
 			goto cleanup;
 		}
-		for (size_t d = 0; d < n; d++)
-			for (size_t t = 0; t < q->n; t++)
-				df[t] += tf[d * q->n + t] > 0;
-		kg_fts_bm25_idf(n_docs, df, q->n, idf);
-		double avgdl = n_docs > 0 ? tokens / n_docs : 0;
-		for (size_t d = 0; d < n; d++)
-			cand[d].score = kg_fts_bm25(q->n, &tf[d * q->n], len[d], idf, avgdl);
-	} else {
-		for (size_t d = 0; d < n; d++)
-			cand[d].score = kg_text_scorer_score(ts, d);
+		if (kg_text_scorer_set_corpus(ts, (size_t)(n_docs > 0 ? n_docs : 0), tokens) < 0) {
+			rc = kg_call_error(c, KG_EINTERNAL, "text search: the index totals (%lld documents) are fewer than "
+			                                    "the %zu candidates",
+			                   (long long)n_docs, n);
+			goto cleanup;
+		}
 	}
+	for (size_t d = 0; d < n; d++)
+		cand[d].score = kg_text_scorer_score(ts, d);
 	size_t kept = 0;
 	for (size_t d = 0; d < n; d++)
 		if (cand[d].score > 0.0 && cand[d].score >= threshold)
@@ -2742,12 +2719,7 @@ oom:
 cleanup:
 	kg_text_scorer_free(ts);
 	free(cand);
-	free(tf);
-	free(len);
-	free(df);
-	free(idf);
 	free(tkey);
-	kg_fts_text_free(&text);
 	kg_entity_list_free(l);
 	return rc;
 }
