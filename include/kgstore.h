@@ -263,6 +263,13 @@ const char *kg_backend_name(kg_store *s);
 #define KG_CAP_PROPERTY_INDEX (1u << 5)
 unsigned kg_capabilities(kg_store *s);
 
+/* The version of kgstore's schema in the store's tables (the original's
+ * tables plus kgstore's additions), KG_SCHEMA_VERSION for a store this
+ * library made or brought up to date; the in-memory backend reports the
+ * current one. KG_EUNSUPPORTED if the backend does not say. */
+#define KG_SCHEMA_VERSION 1
+int kg_schema_version(kg_store *s, int *version);
+
 /* ------------------------------------------------------------------ */
 /* Tenants and transactions                                             */
 /* ------------------------------------------------------------------ */

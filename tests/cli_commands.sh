@@ -43,6 +43,7 @@ n=$("$KG" -s "$db" list --type Adverb --limit 0 --json | wc -l)
 expect 0 '"entity_count": 117659, "relation_count": 377583' -- "$KG" -s "$db" stats --json
 expect 0 'feline\.n\.01' -- "$KG" -s "$db" search feline -k 3
 expect 0 'dangling relations: 0: ok' -- "$KG" -s "$db" check
+expect 0 '"schema_version": 1, ' -- "$KG" -s "$db" check --json
 expect 3 'tenant' -- "$KG" -s "$db" --tenant 'bad tenant!' stats
 expect 1 'unknown' -- "$KG" -s "$db" stats --no-such-option
 expect 1 'unknown command' -- "$KG" no-such-command

@@ -229,6 +229,12 @@ static void test_open_errors(void)
 	kg_close(s);
 	CHECK(strcmp(kg_strerror(KG_ENOTFOUND), "not found") == 0);
 	CHECK(kg_strerror(KG_EPOOL)[0] != '\0');
+	/* Every backend says which schema its tables are in. */
+	s = open_fresh();
+	int version = 0;
+	CHECK_OK(s, kg_schema_version(s, &version));
+	CHECK(version == KG_SCHEMA_VERSION);
+	kg_close(s);
 }
 
 /* ------------------------------------------------------------------ */

@@ -132,7 +132,8 @@ struct kg_backend {
 	                          const char *json_value, kg_entity_list **out);
 
 	/* Backend-specific requests by opcode (like SQLite's xFileControl);
-	 * unknown opcodes: KG_EUNSUPPORTED. May be NULL. */
+	 * unknown opcodes: KG_EUNSUPPORTED. May be NULL. Opcodes every
+	 * persistent backend should answer: KG_CTL_*, below. */
 	int (*control)(kg_backend *b, kg_call *c, int op, void *arg);
 
 	/* ---- version 2: optional (read only when version >= 2) ---- */
@@ -145,6 +146,10 @@ struct kg_backend {
 	/* ---- required, last ---- */
 	void (*free)(kg_backend *b);
 };
+
+/* Control opcodes for every backend (backend-specific ones use their own
+ * prefix, e.g. KG_PG_CTL_*). */
+#define KG_CTL_SCHEMA_VERSION 0x4B470001 /* arg: int *: see kg_schema_version */
 
 /* Wrap a backend in a store handle. Takes ownership of `b` (freed by
  * kg_close, and on failure). The way wrappers and custom backends enter the

@@ -121,8 +121,8 @@ static int check_tenant(kg_store *s, const char *tenant, check_counts *c, cli_pr
 
 static const char CHECK_HELP[] =
 	"usage: kgstore [-s URI] check [--json]\n\n"
-	"Reads every tenant of the store and reports duplicate entity or relation ids\n"
-	"and relations whose endpoints are missing. Exit code 0 when the store is\n"
+	"Reads every tenant of the store and reports its schema version, duplicate\n"
+	"entity or relation ids and relations whose endpoints are missing. Exit code 0 when the store is\n"
 	"sound, 5 when problems were found.\n";
 
 int cli_cmd_check(int argc, char **argv)
@@ -137,6 +137,14 @@ int cli_cmd_check(int argc, char **argv)
 	size_t nt = 0;
 	if ((rc = kg_list_tenants(base, &tenants, &nt)) != KG_OK) {
 		rc = cli_fail("check", base, rc, "listing tenants");
+		cli_close(base, view);
+		return rc;
+	}
+	int version = 0;
+	rc = kg_schema_version(base, &version);
+	if (rc != KG_OK) {
+		rc = cli_fail("check", base, rc, "reading the schema version");
+		free(tenants);
 		cli_close(base, view);
 		return rc;
 	}
@@ -159,16 +167,18 @@ int cli_cmd_check(int argc, char **argv)
 	if (rc == KG_OK) {
 		int bad = c.dup_entities || c.dup_relations || c.dangling;
 		if (g_cli.json)
-			printf("{\"backend\": \"%s\", \"tenants\": %zu, \"entities\": %zu, \"relations\": %zu, "
+			printf("{\"backend\": \"%s\", \"schema_version\": %d, \"tenants\": %zu, \"entities\": %zu, \"relations\": %zu, "
 			       "\"duplicate_entity_ids\": %zu, \"duplicate_relation_ids\": %zu, "
 			       "\"dangling_relations\": %zu, \"ok\": %s}\n",
-			       kg_backend_name(base), nt, c.entities, c.relations, c.dup_entities, c.dup_relations,
-			       c.dangling, bad ? "false" : "true");
+			       kg_backend_name(base), version, nt, c.entities, c.relations, c.dup_entities,
+			       c.dup_relations, c.dangling, bad ? "false" : "true");
 		else
-			printf("%s store: %zu tenants besides the global namespace, %zu entities, %zu relations\n"
+			printf("%s store, schema version %d%s: %zu tenants besides the global namespace, %zu entities, "
+			       "%zu relations\n"
 			       "duplicate entity ids: %zu, duplicate relation ids: %zu, dangling relations: %zu: %s\n",
-			       kg_backend_name(base), nt, c.entities, c.relations, c.dup_entities, c.dup_relations,
-			       c.dangling, bad ? "PROBLEMS FOUND" : "ok");
+			       kg_backend_name(base), version, version == KG_SCHEMA_VERSION ? " (current)" : " (NOT this kgstore's)",
+			       nt, c.entities, c.relations, c.dup_entities, c.dup_relations, c.dangling,
+			       bad ? "PROBLEMS FOUND" : "ok");
 		rc = bad ? CLI_IO : CLI_OK;
 	}
 	free(tenants);

@@ -697,6 +697,23 @@ const char *kg_backend_name(kg_store *s)
 	return s && s->backend ? s->backend->name : "none";
 }
 
+int kg_schema_version(kg_store *s, int *version)
+{
+	BEGIN_CALL(s);
+	int rc = need(s, version, "version", "kg_schema_version");
+	if (rc < 0)
+		return rc;
+	kg_backend *b = s->backend;
+	rc = b->control ? b->control(b, &frame_.c, KG_CTL_SCHEMA_VERSION, version) : KG_EUNSUPPORTED;
+	if (rc == KG_EUNSUPPORTED && !(b->caps & KG_CAP_PERSISTENT)) {
+		*version = KG_SCHEMA_VERSION; /* nothing stored: always the current layout */
+		rc = KG_OK;
+	} else if (rc == KG_EUNSUPPORTED) {
+		rc = kg_call_error(&frame_.c, KG_EUNSUPPORTED, "backend %s does not report a schema version", b->name);
+	}
+	END_CALL(s, rc);
+}
+
 unsigned kg_capabilities(kg_store *s)
 {
 	return s && s->backend ? s->backend->caps : 0;

@@ -1101,6 +1101,11 @@ static int pg_control(kg_backend *b, kg_call *c, int op, void *arg)
 	pg_backend *pb = PB(b);
 	if (op == KG_PG_CTL_POOL_STATS)
 		return kg_pg_pool_get_stats(pb->pool, arg);
+	if (op == KG_CTL_SCHEMA_VERSION) {
+		/* The tables are created or brought up to date at open. */
+		*(int *)arg = KG_SCHEMA_VERSION;
+		return 0;
+	}
 	if (op == KG_PG_CTL_READ_POOL_STATS) {
 		if (!pb->read_pool)
 			return kg_call_error(c, KG_ENOTFOUND, "this store has no read replica (set read_conninfo or read_host)");

@@ -2777,6 +2777,34 @@ static int sq_text_search(kg_backend *b, kg_call *c, const char *query, const ch
 /* Opening                                                              */
 /* ------------------------------------------------------------------ */
 
+/* KG_CTL_SCHEMA_VERSION: kgstore_meta's record (added at open when absent). */
+static int sq_control(kg_backend *b, kg_call *c, int op, void *arg)
+{
+	if (op != KG_CTL_SCHEMA_VERSION)
+		return kg_call_error(c, KG_EUNSUPPORTED, "control opcode 0x%x is not known to the SQLite backend",
+		                     (unsigned)op);
+	sq_backend *sb = sb_of(b);
+	conn *cn;
+	int rc = reader_acquire(sb, c, &cn);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(cn->db, "SELECT value FROM kgstore_meta WHERE key = 'schema_version'", -1, &st,
+	                             NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		*(int *)arg = sqlite3_column_int(st, 0);
+		src = SQLITE_OK;
+	} else if (src == SQLITE_DONE) {
+		rc = kg_call_error(c, KG_ECORRUPT, "kgstore_meta holds no schema_version: the file was changed by "
+		                                   "another program; reopen it with kgstore to restore it");
+	}
+	if (rc == 0 && src != SQLITE_OK)
+		rc = sq_error(sb, c, cn->db, src, "reading the schema version");
+	sqlite3_finalize(st);
+	reader_release(sb, c, cn);
+	return rc;
+}
+
 static void sq_free(kg_backend *b)
 {
 	sq_backend *sb = sb_of(b);
@@ -2925,6 +2953,7 @@ int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size
 	b->version = KG_BACKEND_VERSION;
 	b->name = "sqlite";
 	b->caps = KG_CAP_TRANSACTIONS | (sb->in_memory ? 0 : KG_CAP_PERSISTENT);
+	b->control = sq_control;
 	b->free = sq_free;
 	int rc;
 	if (!sb->path || !sb->journal_mode || !sb->synchronous) {
