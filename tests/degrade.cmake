@@ -11,3 +11,12 @@ if(KG_PG_SOURCES)
   set_tests_properties(pg_outage_cleanup PROPERTIES FIXTURES_CLEANUP pg_outage_srv)
   set_tests_properties(pg_outage PROPERTIES FIXTURES_SETUP pg_outage_srv TIMEOUT 600)
 endif()
+
+# A journal left by an application, replayed by hand with the kgstore command.
+if(TARGET kgstore_cli AND KG_SQLITE_SOURCES)
+  add_executable(degrade_journal_writer degrade_journal_writer.c)
+  target_link_libraries(degrade_journal_writer PRIVATE kgstore_static)
+  add_test(NAME cli_degrade
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_degrade.sh $<TARGET_FILE:kgstore_cli>
+                   $<TARGET_FILE:degrade_journal_writer> ${CMAKE_CURRENT_BINARY_DIR}/cli_degrade)
+endif()
