@@ -278,6 +278,10 @@ int kg_schema_version(kg_store *s, int *version);
  * A view of `s` scoped to one tenant ([A-Za-z0-9_-]{1,255}, anything else is
  * KG_EINVAL). Every call on the view sees and touches only that tenant;
  * the base handle is the global namespace. Close the view with kg_close.
+ * Made from a transaction handle, the view's calls run inside that
+ * transaction (one transaction across tenants, e.g. an import); close such
+ * views before kg_commit / kg_rollback: once the transaction has ended
+ * their calls fail with KG_EINVAL (closing them is still right).
  */
 int kg_tenant(kg_store *s, const char *tenant_id, kg_store **view);
 

@@ -1301,6 +1301,46 @@ static void test_transactions(void)
 	e = NULL;
 	CHECK_RC(s, kg_get_entity(s, "tv", &e), KG_ENOTFOUND);
 	kg_close(v);
+
+	/* One transaction across tenants: views of the transaction handle. */
+	kg_store *tv = NULL, *other = NULL;
+	CHECK_OK(s, kg_begin(s, &t));
+	CHECK_OK(t, kg_tenant(t, "txn-a", &tv));
+	CHECK_OK(t, kg_tenant(t, "txn-b", &other));
+	if (tv && other) {
+		CHECK_OK(tv, add_e(tv, "xa", "T"));
+		CHECK_OK(other, add_e(other, "xb", "T"));
+		CHECK_OK(t, add_e(t, "xg", "T"));
+		CHECK_RC(tv, kg_get_entity(tv, "xb", &e), KG_ENOTFOUND); /* still one tenant each */
+		CHECK_OK(tv, kg_get_entity(tv, "xa", &e));
+		if (e)
+			CHECK_STR(e->tenant_id, "txn-a");
+		kg_entity_free(e);
+		e = NULL;
+		kg_store *inner = NULL, *vv = NULL;
+		CHECK_RC(tv, kg_begin(tv, &inner), KG_EINVAL);
+		CHECK_RC(tv, kg_tenant(tv, "txn-c", &vv), KG_EINVAL);
+	}
+	kg_close(tv);
+	kg_close(other);
+	CHECK_OK(s, kg_rollback(t)); /* all three namespaces go back */
+	CHECK_OK(s, kg_tenant(s, "txn-a", &v));
+	CHECK_RC(v, kg_get_entity(v, "xa", &e), KG_ENOTFOUND);
+	CHECK_RC(s, kg_get_entity(s, "xg", &e), KG_ENOTFOUND);
+
+	CHECK_OK(s, kg_begin(s, &t));
+	CHECK_OK(t, kg_tenant(t, "txn-a", &tv));
+	if (tv)
+		CHECK_OK(tv, add_e(tv, "xa", "T"));
+	CHECK_OK(s, kg_commit(t)); /* with the view still open: it stops working */
+	if (tv)
+		CHECK_RC(tv, add_e(tv, "late", "T"), KG_EINVAL);
+	kg_close(tv);
+	CHECK_OK(v, kg_get_entity(v, "xa", &e));
+	kg_entity_free(e);
+	e = NULL;
+	CHECK_RC(v, kg_get_entity(v, "late", &e), KG_ENOTFOUND);
+	kg_close(v);
 	kg_close(s);
 }
 

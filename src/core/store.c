@@ -41,6 +41,9 @@ struct kg_store {
 	char *tenant;        /* NULL = global namespace */
 	void *txn;           /* backend transaction of a transaction handle */
 	int is_txn;
+	int ended;           /* a view whose transaction has ended */
+	kg_store **views;    /* a transaction's tenant views still open */
+	size_t n_views, cap_views;
 	err_table errors;
 };
 
@@ -152,11 +155,31 @@ static int check_store(kg_store *s)
 {
 	if (!s)
 		return KG_EINVAL;
+	if (s->ended)
+		return store_error(s, KG_EINVAL,
+		                   "this tenant view's transaction has ended (commit or rollback): close the view, "
+		                   "and make views of the next transaction from its handle");
 	if (!s->backend)
 		return store_error(s, KG_EINVAL,
 		                   "this handle is from a failed kg_open: read kg_errmsg() of the open, "
 		                   "fix the cause and open again");
 	return 0;
+}
+
+/* A transaction ends: the tenant views made of it stop working (their
+ * calls fail with a message) but stay valid handles for kg_close. */
+static void detach_views(kg_store *t)
+{
+	for (size_t i = 0; i < t->n_views; i++) {
+		kg_store *v = t->views[i];
+		v->parent = NULL;
+		v->backend = NULL;
+		v->txn = NULL;
+		v->ended = 1;
+	}
+	free(t->views);
+	t->views = NULL;
+	t->n_views = t->cap_views = 0;
 }
 
 #define BEGIN_CALL(s)                      \
@@ -687,6 +710,15 @@ void kg_close(kg_store *s)
 		if (s->backend->txn_rollback)
 			s->backend->txn_rollback(s->backend, &f.c, s->txn);
 	}
+	if (s->is_txn)
+		detach_views(s);
+	kg_store *p = s->parent;
+	if (p && p->is_txn && !s->is_txn) /* a view of a transaction: unlist it */
+		for (size_t i = 0; i < p->n_views; i++)
+			if (p->views[i] == s) {
+				p->views[i] = p->views[--p->n_views];
+				break;
+			}
 	if (!s->parent && s->backend)
 		s->backend->free(s->backend);
 	store_free(s);
@@ -742,8 +774,9 @@ int kg_tenant(kg_store *s, const char *tenant_id, kg_store **view)
 	if (!view)
 		return store_error(s, KG_EINVAL, "kg_tenant: view must not be NULL");
 	*view = NULL;
-	if (s->is_txn)
-		return store_error(s, KG_EINVAL, "kg_tenant: make the tenant view first, then kg_begin on it");
+	if (s->txn && !s->is_txn)
+		return store_error(s, KG_EINVAL, "kg_tenant: this is a view of a transaction; make views from the "
+		                                 "transaction handle itself");
 	if (!kg_tenant_id_valid(tenant_id))
 		return store_error(s, KG_EINVAL,
 		                   "tenant id '%.300s' is not valid: use 1 to 255 characters from "
@@ -752,6 +785,19 @@ int kg_tenant(kg_store *s, const char *tenant_id, kg_store **view)
 	if (!v || !(v->tenant = strdup(tenant_id))) {
 		store_free(v);
 		return store_error(s, KG_ENOMEM, "kg_tenant: out of memory");
+	}
+	if (s->is_txn) { /* listed, so that the end of the transaction can detach it */
+		if (s->n_views == s->cap_views) {
+			size_t cap = s->cap_views ? s->cap_views * 2 : 4;
+			kg_store **nv = realloc(s->views, cap * sizeof(*nv));
+			if (!nv) {
+				store_free(v);
+				return store_error(s, KG_ENOMEM, "kg_tenant: out of memory");
+			}
+			s->views = nv;
+			s->cap_views = cap;
+		}
+		s->views[s->n_views++] = v;
 	}
 	*view = v;
 	return KG_OK;
@@ -765,7 +811,7 @@ int kg_begin(kg_store *s, kg_store **txn)
 	if (!txn)
 		return store_error(s, KG_EINVAL, "kg_begin: txn must not be NULL");
 	*txn = NULL;
-	if (s->is_txn)
+	if (s->is_txn || s->txn)
 		return store_error(s, KG_EINVAL, "kg_begin: a transaction is already open on this handle; nested transactions are not supported");
 	if (!s->backend->txn_begin)
 		return store_error(s, KG_EUNSUPPORTED, "backend %s does not support transactions", s->backend->name);
@@ -798,6 +844,7 @@ static int txn_end(kg_store *t, int commit)
 	int rc = commit ? t->backend->txn_commit(t->backend, &f.c, t->txn)
 	                : t->backend->txn_rollback(t->backend, &f.c, t->txn);
 	kg_store *parent = t->parent;
+	detach_views(t);
 	t->txn = NULL;
 	t->is_txn = 0;
 	store_free(t);

@@ -49,6 +49,14 @@ int pg_use_begin(pg_backend *pb, kg_call *c, int for_write, pg_use *u)
 		u->conn = t->conn;
 		u->txn = t;
 		u->in_txn = 1;
+		/* A tenant view of the transaction may name another tenant. */
+		if (pb->tenancy == PG_TENANCY_RLS) {
+			int rc = pg_set_tenant(u->conn, c, tenant_key(c));
+			if (rc < 0) {
+				u->conn = NULL;
+				return rc;
+			}
+		}
 		return 0;
 	}
 	kg_pg_pool *pool = !for_write && pb->read_pool ? pb->read_pool : pb->pool;
@@ -1082,6 +1090,12 @@ static int txn_end(pg_backend *pb, kg_call *c, pg_txn *t, int commit)
 		rc = kg_call_error(c, KG_ECONNLOST,
 		                   "kg_commit: the transaction's connection to PostgreSQL was lost before the commit, "
 		                   "so nothing of it was stored; run the transaction again");
+	}
+	if (t->conn && (!commit || rc < 0)) {
+		/* A tenant set inside the transaction went with its rollback:
+		 * forget what the connection was told, so the next call sets it. */
+		free(t->conn->tenant_setting);
+		t->conn->tenant_setting = NULL;
 	}
 	if (t->conn)
 		pg_pool_release(t->conn); /* closed instead if still inside the transaction */
