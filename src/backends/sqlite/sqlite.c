@@ -67,6 +67,8 @@ static const char SCHEMA_OWN[] =
 enum stmt_id {
 	ST_GET_ENTITY,
 	ST_HAS_ENTITY,
+	ST_TENANT_HAS_ENTITIES,
+	ST_TENANT_HAS_RELATIONS,
 	ST_INSERT_ENTITY,
 	ST_UPDATE_ENTITY,
 	ST_DELETE_ENTITY,
@@ -125,6 +127,8 @@ enum stmt_id {
 static const char *const SQL[ST_COUNT] = {
 	[ST_GET_ENTITY] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.id = ?1 AND e.tenant_id IS ?2",
 	[ST_HAS_ENTITY] = "SELECT 1 FROM entities WHERE id = ?1 AND tenant_id IS ?2",
+	[ST_TENANT_HAS_ENTITIES] = "SELECT 1 FROM entities WHERE tenant_id IS ?1 LIMIT 1",
+	[ST_TENANT_HAS_RELATIONS] = "SELECT 1 FROM relations WHERE tenant_id IS ?1 LIMIT 1",
 	[ST_INSERT_ENTITY] = "INSERT INTO entities (id, tenant_id, entity_type, properties, embedding, created_at, "
 	                     "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[ST_UPDATE_ENTITY] = "UPDATE entities SET entity_type = ?3, properties = ?4, embedding = ?5, updated_at = ?6 "
@@ -688,6 +692,25 @@ static int exists(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const c
 	return step_exists(sb, c, cn, st, "looking up an id");
 }
 
+/* 1 if a bulk add of n rows may skip the per-row "is this id taken?"
+ * lookups: the tenant holds no rows of the table yet, and the core has
+ * already refused a batch that repeats an id (without SKIP_EXISTING, which
+ * relies on the lookups to skip repeats). Not while a load has dropped the
+ * indexes, where the probe itself could scan. */
+static int bulk_into_empty(sq_backend *sb, kg_call *c, int relations, size_t n, unsigned flags)
+{
+	sq_txn *t = c->txn;
+	if (n < 64 || (flags & KG_BULK_SKIP_EXISTING) || (t && t->defer[relations].sql))
+		return 0;
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, &sb->writer, c, relations ? ST_TENANT_HAS_RELATIONS : ST_TENANT_HAS_ENTITIES, &rc);
+	if (!st)
+		return rc;
+	bind_tenant(st, 1, c->tenant);
+	int have = step_exists(sb, c, &sb->writer, st, "looking at the tenant's rows");
+	return have < 0 ? have : !have;
+}
+
 static int step_done(sq_backend *sb, kg_call *c, conn *cn, sqlite3_stmt *st, const char *what)
 {
 	int src = sqlite3_step(st);
@@ -892,9 +915,13 @@ static int sq_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, siz
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
-	rc = bulk_begin(sb, c, 0, n, &d);
+	int empty = bulk_into_empty(sb, c, 0, n, flags);
+	if (empty < 0)
+		rc = empty;
+	if (rc >= 0)
+		rc = bulk_begin(sb, c, 0, n, &d);
 	for (size_t i = 0; i < n && rc >= 0; i++) {
-		int have = exists(sb, c, &sb->writer, ST_HAS_ENTITY, ents[i].id);
+		int have = empty ? 0 : exists(sb, c, &sb->writer, ST_HAS_ENTITY, ents[i].id);
 		if (have < 0) {
 			rc = have;
 		} else if (have) {
@@ -1149,11 +1176,15 @@ static int sq_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, 
 		free(ss.keys);
 		return rc;
 	}
-	rc = bulk_begin(sb, c, 1, n, &d);
+	int empty = bulk_into_empty(sb, c, 1, n, flags);
+	if (empty < 0)
+		rc = empty;
+	if (rc >= 0)
+		rc = bulk_begin(sb, c, 1, n, &d);
 	for (size_t i = 0; i < n && rc >= 0; i++) {
 		if ((rc = check_endpoints_seen(sb, c, &rels[i], &ss)) < 0)
 			break;
-		int have = exists(sb, c, &sb->writer, ST_HAS_RELATION, rels[i].id);
+		int have = empty ? 0 : exists(sb, c, &sb->writer, ST_HAS_RELATION, rels[i].id);
 		if (have < 0) {
 			rc = have;
 		} else if (have) {
