@@ -60,7 +60,7 @@ expect 3 'ENVIRONMENT=.bogus. is not one of' -- env ENVIRONMENT=bogus "$KG" stat
 
 # Moving data: the adverbs (and relations among them) out and into a new
 # file, compared by verify; a truncated file changes nothing.
-expect 0 'Adverb|entities' -- "$KG" -s "$db" export "$dir/adv.jsonl.gz" --type Adverb
+expect 0 'adv.jsonl.gz: 3621 entities, 710 relations, gzip' -- "$KG" -s "$db" export "$dir/adv.jsonl.gz" --type Adverb
 expect 0 '3621 entities' -- "$KG" -s "sqlite:$dir/adv.db" import "$dir/adv.jsonl.gz"
 expect 0 '"entity_count": 3621' -- "$KG" -s "sqlite:$dir/adv.db" stats --json
 expect 0 '^equal' -- "$KG" verify "sqlite:$dir/adv.db" "sqlite:$dir/adv.db"

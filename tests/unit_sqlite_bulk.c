@@ -62,6 +62,24 @@ static char *index_sql(void)
 	return out;
 }
 
+/* The file's schema cookie: DDL (the indexes dropped and built again)
+ * moves it, plain inserts do not, so it tells that the load really took the
+ * bulk path. */
+static int schema_cookie(void)
+{
+	sqlite3 *db = NULL;
+	int v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_stmt *st = NULL;
+		sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &st, NULL);
+		if (st && sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
+}
+
 static int integrity_ok(void)
 {
 	sqlite3 *db = NULL;
@@ -118,6 +136,7 @@ static void test_commit_keeps_indexes(void)
 	kg_store *s = NULL, *txn = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	char *before = index_sql();
+	int cookie = schema_cookie();
 	CHECK(strstr(before, "idx_") != NULL);
 	CHECK_OK(s, kg_begin(s, &txn));
 	CHECK(load(txn) == 0);
@@ -127,6 +146,7 @@ static void test_commit_keeps_indexes(void)
 	CHECK_OK(s, kg_commit(txn));
 	char *after = index_sql();
 	CHECK(!strcmp(before, after));
+	CHECK(schema_cookie() > cookie); /* the indexes were dropped and built again */
 	CHECK(integrity_ok());
 	kg_stats *st = NULL;
 	CHECK_OK(s, kg_get_stats(s, &st));
@@ -152,11 +172,13 @@ static void test_rollback_keeps_indexes(void)
 	kg_store *s = NULL, *txn = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	char *before = index_sql();
+	int cookie = schema_cookie();
 	CHECK_OK(s, kg_begin(s, &txn));
 	CHECK(load(txn) == 0);
 	CHECK_OK(s, kg_rollback(txn));
 	char *after = index_sql();
 	CHECK(!strcmp(before, after));
+	CHECK(schema_cookie() == cookie); /* the drops went with the rollback */
 	kg_stats *st = NULL;
 	CHECK_OK(s, kg_get_stats(s, &st));
 	CHECK(st && st->entity_count == 0 && st->relation_count == 0);
@@ -233,6 +255,7 @@ static void test_empty_tenant_repeats(void)
 		ents[i].entity_type = "T";
 	}
 	size_t added = 0;
+	int cookie = schema_cookie();
 	CHECK(kg_add_entities(s, ents, N, 0, &added) == KG_EEXISTS && added == 0);
 	CHECK_OK(s, kg_add_entities(s, ents, N, KG_BULK_SKIP_EXISTING, &added));
 	CHECK(added == N / 2);
@@ -240,6 +263,7 @@ static void test_empty_tenant_repeats(void)
 	CHECK_OK(s, kg_get_stats(s, &st));
 	CHECK(st && st->entity_count == N / 2);
 	kg_stats_free(st);
+	CHECK(schema_cookie() == cookie); /* a small load keeps its indexes up to date */
 	/* Not empty any more: the lookups are back, and refuse the same ids. */
 	CHECK(kg_add_entities(s, ents, N / 2, 0, &added) == KG_EEXISTS);
 	kg_close(s);

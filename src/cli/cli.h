@@ -59,6 +59,9 @@ typedef struct cli_progress {
 	int active;
 } cli_progress;
 
+/* count / secs, 0 when no time passed: a rate for a report. */
+double cli_rate(uint64_t count, double secs);
+
 void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
 void cli_progress_update(cli_progress *p, uint64_t done);
 void cli_progress_done(cli_progress *p, uint64_t done);

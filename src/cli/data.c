@@ -129,13 +129,13 @@ int cli_cmd_import(int argc, char **argv)
 		}
 		ents += res.entity_count;
 		rels += res.relation_count;
-		if (g_cli.json)
-			printf("{\"file\": \"%s\", \"entity_count\": %llu, \"relation_count\": %llu, \"skipped\": %llu, "
-			       "\"rejected\": %llu}\n",
-			       path ? path : ic.o.edges_path, (unsigned long long)res.entity_count,
-			       (unsigned long long)res.relation_count, (unsigned long long)res.skipped,
-			       (unsigned long long)res.rejected);
-		else
+		if (g_cli.json) {
+			fputs("{\"file\": ", stdout);
+			cli_json_string(stdout, path ? path : ic.o.edges_path);
+			printf(", \"entity_count\": %llu, \"relation_count\": %llu, \"skipped\": %llu, \"rejected\": %llu}\n",
+			       (unsigned long long)res.entity_count, (unsigned long long)res.relation_count,
+			       (unsigned long long)res.skipped, (unsigned long long)res.rejected);
+		} else
 			printf("%s: %llu entities, %llu relations imported%s", path ? path : ic.o.edges_path,
 			       (unsigned long long)res.entity_count, (unsigned long long)res.relation_count,
 			       res.skipped || res.rejected ? "" : "\n");
@@ -146,7 +146,7 @@ int cli_cmd_import(int argc, char **argv)
 	double secs = (double)(kg_now_us() - t0) / 1e6;
 	if (!g_cli.json)
 		printf("total: %llu entities, %llu relations in %.2f s (%.0f records/s)\n", (unsigned long long)ents,
-		       (unsigned long long)rels, secs, secs > 0 ? (double)(ents + rels) / secs : 0.0);
+		       (unsigned long long)rels, secs, cli_rate(ents + rels, secs));
 	cli_close(base, s);
 	return CLI_OK;
 }
@@ -222,15 +222,16 @@ int cli_cmd_export(int argc, char **argv)
 	}
 	/* The original's report: entity_count, relation_count, filepath, compressed. */
 	FILE *out = to_stdout ? stderr : stdout;
-	if (g_cli.json)
-		fprintf(out, "{\"entity_count\": %llu, \"relation_count\": %llu, \"filepath\": \"%s\", \"compressed\": %s}\n",
-		        (unsigned long long)res.entity_count, (unsigned long long)res.relation_count, res.filepath,
-		        res.compressed ? "true" : "false");
-	else
+	if (g_cli.json) {
+		fprintf(out, "{\"entity_count\": %llu, \"relation_count\": %llu, \"filepath\": ",
+		        (unsigned long long)res.entity_count, (unsigned long long)res.relation_count);
+		cli_json_string(out, res.filepath);
+		fprintf(out, ", \"compressed\": %s}\n", res.compressed ? "true" : "false");
+	} else
 		fprintf(out, "%s: %llu entities, %llu relations%s in %.2f s (%.0f records/s)\n", res.filepath,
 		        (unsigned long long)res.entity_count, (unsigned long long)res.relation_count,
 		        res.compressed ? ", gzip" : "", secs,
-		        secs > 0 ? (double)(res.entity_count + res.relation_count) / secs : 0.0);
+		        cli_rate(res.entity_count + res.relation_count, secs));
 	cli_close(base, s);
 	return CLI_OK;
 }
@@ -352,7 +353,7 @@ int cli_cmd_migrate(int argc, char **argv)
 	} else {
 		printf("migrated %llu entities and %llu relations in %zu namespaces in %.2f s (%.0f records/s)%s\n",
 		       (unsigned long long)res->entity_count, (unsigned long long)res->relation_count, res->namespaces,
-		       secs, secs > 0 ? (double)(res->entity_count + res->relation_count) / secs : 0.0,
+		       secs, cli_rate(res->entity_count + res->relation_count, secs),
 		       res->resumed ? ", resumed" : "");
 		if (res->skipped)
 			printf("%llu records were already there and were skipped\n", (unsigned long long)res->skipped);

@@ -49,22 +49,18 @@ static void print_took(int64_t us)
 }
 
 /* A synset's words and the start of its gloss, for readable answers. */
-static void print_words(kg_store *s, const char *id)
+static void print_words(const kg_entity *e)
 {
-	kg_entity *e = NULL;
-	if (kg_get_entity(s, id, &e) != KG_OK)
-		return;
 	json_t *props = json_loads(e->properties, 0, NULL);
 	json_t *words = json_object_get(props, "words");
 	const char *gloss = json_string_value(json_object_get(props, "gloss"));
-	printf("   %-28s ", id);
+	printf("   %-28s ", e->id);
 	for (size_t i = 0; i < json_array_size(words); i++)
 		printf("%s%s", i ? ", " : "", json_string_value(json_array_get(words, i)));
 	if (gloss)
 		printf(": %.60s%s", gloss, strlen(gloss) > 60 ? "..." : "");
 	putchar('\n');
 	json_decref(props);
-	kg_entity_free(e);
 }
 
 static int ask_paths(kg_store *s, const char *a, const char *b, int depth)
@@ -96,13 +92,25 @@ static int ask_relations(kg_store *s, const char *question, const char *id, cons
 	int64_t took = kg_now_us() - t0;
 	if (rc != KG_OK)
 		return rc;
-	for (size_t i = 0; i < l->count; i++)
-		print_words(s, l->items[i]->target_id);
-	if (!l->count)
+	/* The other ends, fetched together (one call, not one per relation). */
+	const char **ids = calloc(l->count ? l->count : 1, sizeof(*ids));
+	kg_entity_list *ends = NULL;
+	if (!ids)
+		rc = KG_ENOMEM;
+	for (size_t i = 0; ids && i < l->count; i++)
+		ids[i] = l->items[i]->target_id;
+	if (rc == KG_OK)
+		rc = kg_get_entities(s, ids, l->count, &ends);
+	for (size_t i = 0; rc == KG_OK && i < ends->count; i++)
+		print_words(ends->items[i]);
+	if (rc == KG_OK && !l->count)
 		printf("   none\n");
-	print_took(took);
+	if (rc == KG_OK)
+		print_took(took);
+	kg_entity_list_free(ends);
+	free(ids);
 	kg_relation_list_free(l);
-	return KG_OK;
+	return rc;
 }
 
 static int ask_kind_of(kg_store *s, const char *id)
@@ -140,7 +148,7 @@ static int ask_text(kg_store *s, const char *text)
 		return rc;
 	for (size_t i = 0; i < l->count; i++) {
 		printf("%.3f", l->scores[i]);
-		print_words(s, l->items[i]->id);
+		print_words(l->items[i]);
 	}
 	print_took(took);
 	kg_entity_list_free(l);
@@ -214,7 +222,7 @@ int cli_cmd_demo(int argc, char **argv)
 		printf("Loaded %zu synsets and %zu relations in %.2f s (reading files %.2f s, storing %.2f s: "
 		       "%.0f rows/s)\n\n",
 		       ws.synsets, ws.relations, secs, ws.parse_s, ws.load_s,
-		       (double)(ws.synsets + ws.relations) / (ws.load_s > 0 ? ws.load_s : 1));
+		       cli_rate(ws.synsets + ws.relations, ws.load_s));
 	} else {
 		printf("WordNet is already in the store (--reload loads it again).\n\n");
 	}

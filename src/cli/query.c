@@ -99,28 +99,27 @@ int cli_cmd_get(int argc, char **argv)
 		return rc;
 	kg_entity *e = NULL;
 	rc = kg_get_entity(s, argv[optind], &e);
-	if (rc == KG_OK) {
-		if (g_cli.json) {
-			cli_print_entity(stdout, e, 0, 0);
-			putchar('\n');
-		} else {
-			printf("%s (%s)\n", e->id, e->entity_type);
-			printf("  %-11s %s\n", "properties", e->properties);
-			if (e->embedding)
-				printf("  %-11s %zu floats\n", "embedding", e->embedding_dim);
-			if (e->source)
-				printf("  %-11s %s\n", "source", e->source);
-			if (e->tenant_id)
-				printf("  %-11s %s\n", "tenant", e->tenant_id);
-			print_time_field("created", e->created_at);
-			print_time_field("updated", e->updated_at);
-		}
-		kg_entity_free(e);
-	} else {
+	if (rc != KG_OK) {
 		rc = cli_fail("get", s, rc, argv[optind]);
 		cli_close(base, s);
 		return rc;
 	}
+	if (g_cli.json) {
+		cli_print_entity(stdout, e, 0, 0);
+		putchar('\n');
+	} else {
+		printf("%s (%s)\n", e->id, e->entity_type);
+		printf("  %-11s %s\n", "properties", e->properties);
+		if (e->embedding)
+			printf("  %-11s %zu floats\n", "embedding", e->embedding_dim);
+		if (e->source)
+			printf("  %-11s %s\n", "source", e->source);
+		if (e->tenant_id)
+			printf("  %-11s %s\n", "tenant", e->tenant_id);
+		print_time_field("created", e->created_at);
+		print_time_field("updated", e->updated_at);
+	}
+	kg_entity_free(e);
 	cli_close(base, s);
 	return CLI_OK;
 }

@@ -81,6 +81,8 @@ void cli_close(kg_store *base, kg_store *view)
 
 /* ------------------------------------------------------------------ */
 
+double cli_rate(uint64_t count, double secs) { return secs > 0 ? (double)count / secs : 0.0; }
+
 void cli_progress_start(cli_progress *p, const char *label, uint64_t total)
 {
 	memset(p, 0, sizeof *p);
@@ -93,7 +95,7 @@ void cli_progress_start(cli_progress *p, const char *label, uint64_t total)
 static void progress_draw(cli_progress *p, uint64_t done, int64_t now)
 {
 	double secs = (double)(now - p->started_us) / 1e6;
-	double rate = secs > 0 ? (double)done / secs : 0;
+	double rate = cli_rate(done, secs);
 	if (p->total) {
 		double f = done >= p->total ? 1.0 : (double)done / (double)p->total;
 		int w = 30, fill = (int)(f * w);
@@ -150,19 +152,30 @@ void cli_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void print_time(FILE *f, int64_t us)
+/* `, "name": "value"` (value NULL: null). */
+static void print_str_field(FILE *f, const char *name, const char *value)
+{
+	fprintf(f, ", \"%s\": ", name);
+	cli_json_string(f, value);
+}
+
+/* The fields entities and relations share. */
+static void print_record_tail(FILE *f, int64_t created, int64_t updated, const char *source, const char *tenant)
 {
 	char buf[32];
-	kg_format_time(us, buf);
-	cli_json_string(f, buf);
+	kg_format_time(created, buf);
+	print_str_field(f, "created_at", buf);
+	kg_format_time(updated, buf);
+	print_str_field(f, "updated_at", buf);
+	print_str_field(f, "source", source);
+	print_str_field(f, "tenant_id", tenant);
 }
 
 void cli_print_entity(FILE *f, const kg_entity *e, double score, int with_score)
 {
 	fputs("{\"id\": ", f);
 	cli_json_string(f, e->id);
-	fputs(", \"entity_type\": ", f);
-	cli_json_string(f, e->entity_type);
+	print_str_field(f, "entity_type", e->entity_type);
 	fprintf(f, ", \"properties\": %s, \"embedding\": ", e->properties ? e->properties : "{}");
 	if (e->embedding) {
 		fputc('[', f);
@@ -172,14 +185,7 @@ void cli_print_entity(FILE *f, const kg_entity *e, double score, int with_score)
 	} else {
 		fputs("null", f);
 	}
-	fputs(", \"created_at\": ", f);
-	print_time(f, e->created_at);
-	fputs(", \"updated_at\": ", f);
-	print_time(f, e->updated_at);
-	fputs(", \"source\": ", f);
-	cli_json_string(f, e->source);
-	fputs(", \"tenant_id\": ", f);
-	cli_json_string(f, e->tenant_id);
+	print_record_tail(f, e->created_at, e->updated_at, e->source, e->tenant_id);
 	if (with_score)
 		fprintf(f, ", \"score\": %.6g", score);
 	fputc('}', f);
@@ -189,21 +195,11 @@ void cli_print_relation(FILE *f, const kg_relation *r)
 {
 	fputs("{\"id\": ", f);
 	cli_json_string(f, r->id);
-	fputs(", \"relation_type\": ", f);
-	cli_json_string(f, r->relation_type);
-	fputs(", \"source_id\": ", f);
-	cli_json_string(f, r->source_id);
-	fputs(", \"target_id\": ", f);
-	cli_json_string(f, r->target_id);
-	fprintf(f, ", \"properties\": %s, \"weight\": %.17g, \"created_at\": ",
-	        r->properties ? r->properties : "{}", r->weight);
-	print_time(f, r->created_at);
-	fputs(", \"updated_at\": ", f);
-	print_time(f, r->updated_at);
-	fputs(", \"source\": ", f);
-	cli_json_string(f, r->source);
-	fputs(", \"tenant_id\": ", f);
-	cli_json_string(f, r->tenant_id);
+	print_str_field(f, "relation_type", r->relation_type);
+	print_str_field(f, "source_id", r->source_id);
+	print_str_field(f, "target_id", r->target_id);
+	fprintf(f, ", \"properties\": %s, \"weight\": %.17g", r->properties ? r->properties : "{}", r->weight);
+	print_record_tail(f, r->created_at, r->updated_at, r->source, r->tenant_id);
 	fputc('}', f);
 }
 

@@ -248,8 +248,7 @@ typedef struct conn {
  * one read transaction instead of taking the file locks once each. */
 /* Indexes dropped for a bulk load, to build again before commit. */
 typedef struct deferred_idx {
-	char **sql; /* their CREATE INDEX statements */
-	size_t n;
+	char *create; /* their CREATE INDEX statements, one script; NULL: none dropped */
 } deferred_idx;
 
 typedef struct sq_txn {
@@ -700,7 +699,7 @@ static int exists(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const c
 static int bulk_into_empty(sq_backend *sb, kg_call *c, int relations, size_t n, unsigned flags)
 {
 	sq_txn *t = c->txn;
-	if (n < 64 || (flags & KG_BULK_SKIP_EXISTING) || (t && t->defer[relations].sql))
+	if (n < 64 || (flags & KG_BULK_SKIP_EXISTING) || (t && t->defer[relations].create))
 		return 0;
 	int rc = 0;
 	sqlite3_stmt *st = stmt(sb, &sb->writer, c, relations ? ST_TENANT_HAS_RELATIONS : ST_TENANT_HAS_ENTITIES, &rc);
@@ -779,27 +778,8 @@ static int insert_entity(sq_backend *sb, kg_call *c, const kg_entity *e)
 
 static void deferred_free(deferred_idx *d)
 {
-	for (size_t i = 0; i < d->n; i++)
-		free(d->sql[i]);
-	free(d->sql);
-	d->sql = NULL;
-	d->n = 0;
-}
-
-/* Runs a query of one integer column; *out = -1 if NULL or no row. */
-static int query_int(sq_backend *sb, kg_call *c, const char *sql, sqlite3_int64 *out)
-{
-	sqlite3_stmt *st = NULL;
-	int src = sqlite3_prepare_v2(sb->writer.db, sql, -1, &st, NULL);
-	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		*out = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
-		src = SQLITE_OK;
-	} else if (src == SQLITE_DONE) {
-		*out = -1;
-		src = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	return src == SQLITE_OK ? 0 : sq_error(sb, c, sb->writer.db, src, "planning a bulk load");
+	free(d->create);
+	d->create = NULL;
 }
 
 /* Drops the secondary indexes of `table` when the load (n rows, those of
@@ -807,61 +787,44 @@ static int query_int(sq_backend *sb, kg_call *c, const char *sql, sqlite3_int64 
  * of it; *d says how to build them again. */
 static int defer_indexes(sq_backend *sb, kg_call *c, const char *table, size_t n, deferred_idx *d)
 {
-	if (n < DEFER_MIN_ROWS || d->sql)
+	if (n < DEFER_MIN_ROWS || d->create)
 		return 0;
 	char sql[256];
-	sqlite3_int64 span = -1;
 	snprintf(sql, sizeof sql, "SELECT (SELECT max(rowid) FROM %s) - (SELECT min(rowid) FROM %s) + 1", table, table);
-	int rc = query_int(sb, c, sql, &span);
-	if (rc < 0 || (span > 0 && (size_t)span > 2 * n))
-		return rc;
 	sqlite3_stmt *st = NULL;
-	int src = sqlite3_prepare_v2(sb->writer.db,
-	                             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 "
-	                             "AND sql IS NOT NULL ORDER BY name", -1, &st, NULL);
-	if (src == SQLITE_OK)
-		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-	char **names = NULL;
-	size_t cap = 0;
-	while (src == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-		if (d->n == cap) {
-			cap = cap ? cap * 2 : 8;
-			char **ns = realloc(d->sql, cap * sizeof(*ns)), **nn = ns ? realloc(names, cap * sizeof(*nn)) : NULL;
-			if (ns)
-				d->sql = ns;
-			if (nn)
-				names = nn;
-			if (!ns || !nn) {
-				src = SQLITE_NOMEM;
-				break;
-			}
-		}
-		names[d->n] = strdup((const char *)sqlite3_column_text(st, 0));
-		d->sql[d->n] = strdup((const char *)sqlite3_column_text(st, 1));
-		if (!names[d->n] || !d->sql[d->n]) {
-			free(names[d->n]);
-			free(d->sql[d->n]);
-			src = SQLITE_NOMEM;
-			break;
-		}
-		d->n++;
+	int src = sqlite3_prepare_v2(sb->writer.db, sql, -1, &st, NULL);
+	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		sqlite3_int64 span = sqlite3_column_int64(st, 0); /* 0 when empty (NULL) */
+		src = span > 0 && (size_t)span > 2 * n ? SQLITE_DONE : SQLITE_OK;
 	}
 	sqlite3_finalize(st);
-	for (size_t i = 0; src == SQLITE_OK && i < d->n; i++) {
-		char *drop = sqlite3_mprintf("DROP INDEX \"%w\"", names[i]);
-		src = drop ? sqlite3_exec(sb->writer.db, drop, NULL, NULL, NULL) : SQLITE_NOMEM;
-		sqlite3_free(drop);
+	if (src == SQLITE_DONE)
+		return 0; /* the table is the larger part: keep its indexes up to date */
+	/* Both scripts from the schema: the definitions to run again, and the
+	 * drops. The original's autoindexes (primary keys) have no sql: kept. */
+	char *drop = NULL;
+	if (src == SQLITE_OK)
+		src = sqlite3_prepare_v2(sb->writer.db,
+		                         "SELECT group_concat(sql, ';'), group_concat('DROP INDEX \"' || replace(name, '\"', "
+		                         "'\"\"') || '\"', ';') FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 "
+		                         "AND sql IS NOT NULL", -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		if ((src = sqlite3_step(st)) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			d->create = strdup((const char *)sqlite3_column_text(st, 0));
+			drop = strdup((const char *)sqlite3_column_text(st, 1));
+			src = d->create && drop ? SQLITE_OK : SQLITE_NOMEM;
+		} else if (src == SQLITE_ROW || src == SQLITE_DONE) {
+			src = SQLITE_OK; /* a table without secondary indexes: nothing to defer */
+		}
+		sqlite3_finalize(st);
 	}
-	for (size_t i = 0; i < d->n; i++)
-		free(names[i]);
-	free(names);
+	if (src == SQLITE_OK && drop)
+		src = sqlite3_exec(sb->writer.db, drop, NULL, NULL, NULL);
+	free(drop);
 	if (src != SQLITE_OK) {
 		deferred_free(d);
 		return sq_error(sb, c, sb->writer.db, src, "setting up a bulk load");
-	}
-	if (!d->n) { /* nothing to defer: a table without secondary indexes */
-		free(d->sql);
-		d->sql = NULL;
 	}
 	return 0;
 }
@@ -869,9 +832,7 @@ static int defer_indexes(sq_backend *sb, kg_call *c, const char *table, size_t n
 /* Builds the dropped indexes again (same names, same definitions). */
 static int restore_indexes(sq_backend *sb, kg_call *c, deferred_idx *d)
 {
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < d->n; i++)
-		rc = exec(sb, c, sb->writer.db, d->sql[i], "building an index after a bulk load");
+	int rc = exec(sb, c, sb->writer.db, d->create, "building the indexes after a bulk load");
 	deferred_free(d);
 	return rc;
 }
@@ -883,7 +844,7 @@ static int restore_indexes(sq_backend *sb, kg_call *c, deferred_idx *d)
 static int bulk_begin(sq_backend *sb, kg_call *c, int relations, size_t n, deferred_idx *d)
 {
 	sq_txn *t = c->txn;
-	if (t && t->defer[relations].sql)
+	if (t && t->defer[relations].create)
 		return 0; /* already deferred by an earlier call of this transaction */
 	if (t)
 		n = t->bulk_rows[relations] += n;
@@ -893,14 +854,13 @@ static int bulk_begin(sq_backend *sb, kg_call *c, int relations, size_t n, defer
 static int bulk_end(sq_backend *sb, kg_call *c, int relations, int rc, deferred_idx *d)
 {
 	sq_txn *t = c->txn;
-	if (rc < 0 || !d->sql) {
+	if (rc < 0 || !d->create) {
 		deferred_free(d);
 		return rc;
 	}
 	if (t) {
 		t->defer[relations] = *d;
-		d->sql = NULL;
-		d->n = 0;
+		d->create = NULL;
 		return rc;
 	}
 	return restore_indexes(sb, c, d);
@@ -1641,7 +1601,7 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 	if (commit) {
 		/* Indexes dropped for a bulk load are built before the commit. */
 		for (int k = 0; k < 2 && rc >= 0; k++)
-			if (t->defer[k].sql)
+			if (t->defer[k].create)
 				rc = restore_indexes(sb, c, &t->defer[k]);
 		if (rc >= 0)
 			rc = exec(sb, c, sb->writer.db, "COMMIT", "committing the transaction");
