@@ -44,6 +44,7 @@ typedef struct ctl {
 	int fail_code;
 	int apply_then_fail; /* the next write is applied, then reported lost */
 	int hang;            /* the next call blocks until release */
+	int vanish;          /* the next relation update finds it deleted by another client */
 	int hanging, release;
 	long kill_after_adds; /* > 0: SIGKILL this process at that many adds */
 	long adds;
@@ -194,6 +195,12 @@ static int f_get_relation(kg_backend *b, kg_call *c, const char *id, kg_relation
 static int f_update_relation(kg_backend *b, kg_call *c, const kg_relation *r, unsigned fl)
 {
 	GATE(b, c);
+	pthread_mutex_lock(&f->k->mu);
+	int vanish = f->k->vanish;
+	f->k->vanish = 0;
+	pthread_mutex_unlock(&f->k->mu);
+	if (vanish)
+		f->ib->delete_relation(f->ib, c, r->id);
 	int rc = f->ib->update_relation(f->ib, c, r, fl);
 	if (rc == KG_OK)
 		logw(f, "rupd", r->id);
@@ -479,7 +486,19 @@ static kg_store *open_over(ctl *k, const char *journal, int max_failures, kg_deg
 	int rc = kg_degrade_open_with(fake_connect, k, &o, &s, err, sizeof(err));
 	if (rc < 0)
 		fprintf(stderr, "kg_degrade_open_with: %s\n", err);
+	CHECK(s != NULL);
 	return s;
+}
+
+/* A test's usual start: journal NAME in the test directory, emptied, and a
+ * store over a fresh fake primary on memory:. */
+static kg_store *open_fresh(ctl *k, char *j, size_t cap, const char *name, int max_failures,
+                            kg_degrade_options *base)
+{
+	path_in(j, cap, name);
+	rm_journal(j);
+	ctl_init(k, "memory:");
+	return open_over(k, j, max_failures, base);
 }
 
 /* ------------------------------------------------------------------ */
@@ -489,12 +508,8 @@ static kg_store *open_over(ctl *k, const char *journal, int max_failures, kg_deg
 static void test_switching(void)
 {
 	char j[512];
-	path_in(j, sizeof(j), "switch.journal");
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
-	kg_store *s = open_over(&k, j, 3, NULL);
-	CHECK(s != NULL);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "switch.journal", 3, NULL);
 	if (!s)
 		return;
 	CHECK(kg_degrade_is(s));
@@ -581,12 +596,8 @@ static void test_switching(void)
 static void test_request_errors_never_switch(void)
 {
 	char j[512];
-	path_in(j, sizeof(j), "req.journal");
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
-	kg_store *s = open_over(&k, j, 3, NULL);
-	CHECK(s != NULL);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "req.journal", 3, NULL);
 	if (!s)
 		return;
 	CHECK_OK(s, add(s, "a", NULL));
@@ -621,12 +632,8 @@ static void test_request_errors_never_switch(void)
 static void test_replay_order(void)
 {
 	char j[512];
-	path_in(j, sizeof(j), "order.journal");
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
-	kg_store *s = open_over(&k, j, 1, NULL);
-	CHECK(s != NULL);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "order.journal", 1, NULL);
 	if (!s)
 		return;
 	set_down(&k, 1);
@@ -700,21 +707,56 @@ static void test_replay_order(void)
 	ctl_destroy(&k);
 }
 
+/* A record the primary refuses must be kept in JOURNAL.rejected; when that
+ * file cannot be written, replay stops before the record (nothing lost)
+ * and continues once it can. */
+static void test_reject_copy_fails(void)
+{
+	char j[512], rej[600];
+	ctl k;
+	kg_degrade_options o = KG_DEGRADE_OPTIONS_INIT;
+	kg_store *s = open_fresh(&k, j, sizeof(j), "rejectfail.journal", 1, &o);
+	if (!s)
+		return;
+	CHECK_OK(s, add(s, "e1", NULL));
+	CHECK_OK(s, add(s, "e2", NULL));
+	set_down(&k, 1);
+	kg_relation r = KG_RELATION_INIT;
+	r.id = "r";
+	r.relation_type = "R";
+	r.source_id = "e1";
+	r.target_id = "e2";
+	CHECK_OK(s, kg_add_relation(s, &r));
+	CHECK_OK(k.inner, kg_delete_entity(k.inner, "e2")); /* the primary will refuse r */
+	snprintf(rej, sizeof(rej), "%s.rejected", j);
+	CHECK(mkdir(rej, 0700) == 0); /* a directory where the file should go */
+	set_down(&k, 0);
+	char err[512] = "";
+	CHECK(kg_degrade_try_recover(s, err, sizeof(err)) != KG_OK);
+	CHECK(strstr(err, ".rejected") != NULL);
+	CHECK(status_of(s).pending == 1); /* the refused record is still in the journal */
+	CHECK(rmdir(rej) == 0);
+	CHECK_OK(s, kg_degrade_try_recover(s, err, sizeof(err)));
+	kg_degrade_status st = status_of(s);
+	CHECK(st.pending == 0 && st.rejected == 1);
+	kg_degrade_journal_info ji;
+	CHECK_OK(s, kg_degrade_journal_info_get(j, &ji, err, sizeof(err)));
+	CHECK(ji.rejected == 1);
+	kg_close(s);
+	ctl_destroy(&k);
+}
+
 static void test_conflicts(void)
 {
 	char j[512];
-	path_in(j, sizeof(j), "conflict.journal");
 	for (int policy = 0; policy < 2; policy++) {
-		rm_journal(j);
 		ctl k;
-		ctl_init(&k, "memory:");
 		conflicts seen = { 0 };
 		kg_degrade_options o = KG_DEGRADE_OPTIONS_INIT;
 		o.policy = policy ? KG_DEGRADE_KEEP_PRIMARY : KG_DEGRADE_JOURNAL_WINS;
 		o.on_conflict = on_conflict;
 		o.user = &seen;
-		kg_store *s = open_over(&k, j, 1, &o);
-		CHECK(s != NULL);
+		kg_store *s = open_fresh(&k, j, sizeof(j), "conflict.journal", 1, &o);
 		if (!s)
 			return;
 		/* In the primary before the outage: "old" never read (so the
@@ -762,14 +804,12 @@ static void test_conflicts(void)
 
 	/* A write the primary took just before its connection broke is found
 	 * already applied: no conflict, not written twice. */
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
 	conflicts seen = { 0 };
 	kg_degrade_options o = KG_DEGRADE_OPTIONS_INIT;
 	o.on_conflict = on_conflict;
 	o.user = &seen;
-	kg_store *s = open_over(&k, j, 1, &o);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "conflict.journal", 1, &o);
 	if (!s)
 		return;
 	pthread_mutex_lock(&k.mu);
@@ -785,6 +825,47 @@ static void test_conflicts(void)
 	CHECK(k.nlog == 0);
 	kg_degrade_status st = status_of(s);
 	CHECK(st.already_applied == 1 && st.replayed == 0);
+	kg_close(s);
+	ctl_destroy(&k);
+}
+
+/* A relation another client deletes between replay's look at it and its
+ * update is looked at again, not rejected: the journaled write wins. */
+static void test_deleted_during_replay(void)
+{
+	char j[512];
+	ctl k;
+	conflicts seen = { 0 };
+	kg_degrade_options o = KG_DEGRADE_OPTIONS_INIT;
+	o.on_conflict = on_conflict;
+	o.user = &seen;
+	kg_store *s = open_fresh(&k, j, sizeof(j), "vanish.journal", 1, &o);
+	if (!s)
+		return;
+	CHECK_OK(s, add(s, "a", NULL));
+	CHECK_OK(s, add(s, "b", NULL));
+	set_down(&k, 1);
+	kg_relation r = KG_RELATION_INIT;
+	r.id = "r";
+	r.relation_type = "R";
+	r.source_id = "a";
+	r.target_id = "b";
+	CHECK_OK(s, kg_add_relation(s, &r));
+	r.weight = 0.5;
+	CHECK_OK(s, kg_update_relation(s, &r));
+	set_down(&k, 0);
+	pthread_mutex_lock(&k.mu);
+	k.vanish = 1;
+	pthread_mutex_unlock(&k.mu);
+	char err[512];
+	CHECK_OK(s, kg_degrade_try_recover(s, err, sizeof(err)));
+	CHECK(seen.n == 1 && seen.missing == 1 && seen.journal == 1);
+	kg_degrade_status st = status_of(s);
+	CHECK(st.rejected == 0 && st.pending == 0);
+	kg_relation *got = NULL;
+	CHECK_OK(k.inner, kg_get_relation(k.inner, "r", &got));
+	CHECK(got && got->weight == 0.5);
+	kg_relation_free(got);
 	kg_close(s);
 	ctl_destroy(&k);
 }
@@ -869,7 +950,6 @@ static void test_crash_during_replay(void)
 	o.on_conflict = on_conflict;
 	o.user = &seen;
 	kg_store *s = open_over(&k, j, 1, &o);
-	CHECK(s != NULL);
 	if (!s)
 		return;
 	kg_degrade_status st = status_of(s);
@@ -912,11 +992,8 @@ static void *hang_thread(void *p)
 static void test_hang(void)
 {
 	char j[512];
-	path_in(j, sizeof(j), "hang.journal");
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
-	kg_store *s = open_over(&k, j, 2, NULL);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "hang.journal", 2, NULL);
 	if (!s)
 		return;
 	CHECK_OK(s, add(s, "a", NULL));
@@ -1005,7 +1082,6 @@ static void test_unreachable_at_open(void)
 	ctl_init(&k, "memory:");
 	k.connect_down = 1;
 	kg_store *s = open_over(&k, j, 3, NULL);
-	CHECK(s != NULL);
 	if (!s)
 		return;
 	kg_degrade_status st = status_of(s);
@@ -1019,7 +1095,6 @@ static void test_unreachable_at_open(void)
 	/* Next start, primary still unreachable: degraded at once, and the
 	 * pending write is visible in the fallback. */
 	s = open_over(&k, j, 3, NULL);
-	CHECK(s != NULL);
 	if (!s)
 		return;
 	CHECK(state_of(s) == KG_DEGRADE_DEGRADED);
@@ -1229,11 +1304,8 @@ static void test_concurrent_writers(void)
 static void test_torn_tail_and_bad_input(void)
 {
 	char j[512], err[512];
-	path_in(j, sizeof(j), "torn.journal");
-	rm_journal(j);
 	ctl k;
-	ctl_init(&k, "memory:");
-	kg_store *s = open_over(&k, j, 1, NULL);
+	kg_store *s = open_fresh(&k, j, sizeof(j), "torn.journal", 1, NULL);
 	if (!s)
 		return;
 	set_down(&k, 1);
@@ -1253,7 +1325,6 @@ static void test_torn_tail_and_bad_input(void)
 	CHECK(ji.records == 2 && ji.pending == 2 && ji.torn_bytes == 11);
 	set_down(&k, 0);
 	s = open_over(&k, j, 1, NULL);
-	CHECK(s != NULL);
 	if (s) {
 		CHECK(state_of(s) == KG_DEGRADE_NORMAL);
 		CHECK_OK(k.inner, has(k.inner, "a"));
@@ -1345,6 +1416,8 @@ int main(void)
 	RUN(test_request_errors_never_switch);
 	RUN(test_replay_order);
 	RUN(test_conflicts);
+	RUN(test_reject_copy_fails);
+	RUN(test_deleted_during_replay);
 	RUN(test_crash_during_replay);
 	RUN(test_hang);
 	RUN(test_no_fallback_and_no_journal);

@@ -285,12 +285,13 @@ static void fallback_load_journal(dg *d)
 		size_t len;
 		if (dg_journal_read(&d->j, &off, d->j.end, &seq, &p, &len) < 0)
 			break;
-		dg_record r;
-		if (seq <= d->j.cursor || dg_record_decode(p, len, seq, &r) < 0) {
-			if (seq <= d->j.cursor)
-				free(p);
+		if (seq <= d->j.cursor) {
+			free(p);
 			continue;
 		}
+		dg_record r;
+		if (dg_record_decode(p, len, seq, &r) < 0)
+			continue; /* the failed decode freed p */
 		dg_replay_record(&rp, &r, r.payload, len);
 		dg_record_free(&r);
 	}
@@ -311,12 +312,12 @@ static void enter_degraded(dg *d)
 	pthread_mutex_unlock(&d->mu);
 
 	int ok = 0;
+	char err[256] = "";
 	if (want_fallback) {
 		if (!d->fb) {
 			kg_options mo = KG_OPTIONS_INIT;
 			mo.backend = KG_BACKEND_MEMORY;
 			mo.memory_budget = d->o.fallback_budget;
-			char err[256];
 			if (kg_memory_backend_new(&mo, &d->fb, err, sizeof(err)) < 0)
 				d->fb = NULL;
 		} else {
@@ -337,6 +338,10 @@ static void enter_degraded(dg *d)
 		}
 	}
 	pthread_mutex_lock(&d->mu);
+	if (want_fallback && !ok) /* say why in the status, where the user looks */
+		snprintf(d->st.last_failure, sizeof(d->st.last_failure),
+		         "the primary is down and the in-memory fallback could not be made (%s); calls fail until the "
+		         "primary is back", err[0] ? err : "out of memory");
 	d->state = ok ? KG_DEGRADE_DEGRADED : KG_DEGRADE_FAILED;
 	if (ok)
 		d->st.switches++;
@@ -490,8 +495,11 @@ static int recover(dg *d, kg_call *c)
 		snprintf(d->st.last_failure, sizeof(d->st.last_failure), "%s", c->msg);
 	}
 	pthread_mutex_unlock(&d->mu);
-	if (!dg_conn_class(rc))
-		kg_call_error(c, KG_ECONNLOST, "the primary is not back yet: %s", c->msg);
+	if (!dg_conn_class(rc)) {
+		char why[1024]; /* c->msg cannot be both the format's argument and its output */
+		snprintf(why, sizeof(why), "%s", c->msg);
+		kg_call_error(c, KG_ECONNLOST, "the primary is not back yet: %s", why);
+	}
 	return KG_ECONNLOST;
 }
 
@@ -553,17 +561,16 @@ static int route(dg *d, kg_call *c, kg_backend **pb)
  * answered by the fallback (this failure, or another thread's, switched). */
 static int after_primary(dg *d, kg_call *c, int rc)
 {
+	/* The primary answered this call; a fallback answer sets it again. */
+	set_degraded_flag(d, c, 0);
 	if (!dg_conn_class(rc)) {
 		note_success(d); /* request errors prove the server answered */
-		set_degraded_flag(d, c, 0);
 		return 0;
 	}
 	note_failure(d, c->msg);
 	pthread_mutex_lock(&d->mu);
 	int fb = d->state == KG_DEGRADE_DEGRADED;
 	pthread_mutex_unlock(&d->mu);
-	if (!fb)
-		set_degraded_flag(d, c, 0);
 	return fb;
 }
 
@@ -839,6 +846,10 @@ static int dg_clear(kg_backend *b, kg_call *c)
 		}                                                             \
 	} while (0)
 
+/* Inside READ: B's own method if it has one, else the core's generic
+ * version built on B's basic calls. */
+#define OWN_OR_GENERIC(fn, ...) (B->fn ? B->fn(B, C, __VA_ARGS__) : kg_generic_##fn(B, C, __VA_ARGS__))
+
 static int dg_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity **out)
 {
 	dg *d = (dg *)b;
@@ -926,75 +937,55 @@ static int dg_neighbors(kg_backend *b, kg_call *c, const char *id, const char *t
                         kg_entity_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->neighbors ? B->neighbors(B, C, id, type, dir, out) : kg_generic_neighbors(B, C, id, type, dir, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(neighbors, id, type, dir, out), (void)0);
 }
 
 static int dg_traverse(kg_backend *b, kg_call *c, const char *start, const char *type, int depth, size_t maxr,
                        kg_path_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->traverse ? B->traverse(B, C, start, type, depth, maxr, out)
-	                 : kg_generic_traverse(B, C, start, type, depth, maxr, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(traverse, start, type, depth, maxr, out), (void)0);
 }
 
 static int dg_find_paths(kg_backend *b, kg_call *c, const char *src, const char *dst, int depth, size_t maxp,
                          kg_path_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->find_paths ? B->find_paths(B, C, src, dst, depth, maxp, out)
-	                   : kg_generic_find_paths(B, C, src, dst, depth, maxp, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(find_paths, src, dst, depth, maxp, out), (void)0);
 }
 
 static int dg_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_subgraph **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c, B->subgraph ? B->subgraph(B, C, ids, n, out) : kg_generic_subgraph(B, C, ids, n, out), (void)0);
+	READ(d, c, OWN_OR_GENERIC(subgraph, ids, n, out), (void)0);
 }
 
 static int dg_list_entities(kg_backend *b, kg_call *c, const char *type, size_t limit, size_t offset,
                             kg_entity_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->list_entities ? B->list_entities(B, C, type, limit, offset, out)
-	                      : kg_generic_list_entities(B, C, type, limit, offset, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(list_entities, type, limit, offset, out), (void)0);
 }
 
 static int dg_vector_search(kg_backend *b, kg_call *c, const float *q, size_t dim, const char *type, size_t k,
                             double th, kg_entity_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->vector_search ? B->vector_search(B, C, q, dim, type, k, th, out)
-	                      : kg_generic_vector_search(B, C, q, dim, type, k, th, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(vector_search, q, dim, type, k, th, out), (void)0);
 }
 
 static int dg_text_search(kg_backend *b, kg_call *c, const char *q, const char *type, size_t k, double th,
                           kg_text_method m, kg_entity_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->text_search ? B->text_search(B, C, q, type, k, th, m, out)
-	                    : kg_generic_text_search(B, C, q, type, k, th, m, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(text_search, q, type, k, th, m, out), (void)0);
 }
 
 static int dg_lookup_by_property(kg_backend *b, kg_call *c, const char *name, const char *value,
                                  kg_entity_list **out)
 {
 	dg *d = (dg *)b;
-	READ(d, c,
-	     B->lookup_by_property ? B->lookup_by_property(B, C, name, value, out)
-	                           : kg_generic_lookup_by_property(B, C, name, value, out),
-	     (void)0);
+	READ(d, c, OWN_OR_GENERIC(lookup_by_property, name, value, out), (void)0);
 }
 
 /* An index is the primary's business: while degraded it is refused rather

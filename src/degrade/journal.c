@@ -96,27 +96,40 @@ static char *cat(const char *a, const char *b)
 	return s;
 }
 
+/* Reads and checks the record at off (< end). *payload is malloc'd. */
+static int read_record(int fd, uint64_t off, uint64_t end, uint64_t *seq, unsigned char **payload, uint32_t *len)
+{
+	unsigned char h[DG_HDR];
+	*payload = NULL;
+	if (end - off < DG_HDR || read_full(fd, h, DG_HDR, off) < 0)
+		return KG_EIO;
+	uint32_t n = get32(h + 4);
+	if (get32(h) != DG_MAGIC || n > DG_MAX_PAYLOAD || end - off - DG_HDR < n)
+		return KG_ECORRUPT;
+	unsigned char *p = malloc(n ? n : 1);
+	if (!p)
+		return KG_ENOMEM;
+	if (read_full(fd, p, n, off + DG_HDR) < 0) {
+		free(p);
+		return KG_EIO;
+	}
+	uint64_t s = get64(h + 8);
+	if (rec_crc(s, p, n) != get32(h + 16)) {
+		free(p);
+		return KG_ECORRUPT;
+	}
+	*seq = s;
+	*payload = p;
+	*len = n;
+	return KG_OK;
+}
+
 /* Checks the record at off; 1 and its seq/length if valid, 0 if not. */
 static int check_record(int fd, uint64_t off, uint64_t size, uint64_t *seq, uint32_t *len)
 {
-	unsigned char h[DG_HDR];
-	if (size - off < DG_HDR || read_full(fd, h, DG_HDR, off) < 0)
-		return 0;
-	uint32_t n = get32(h + 4);
-	if (get32(h) != DG_MAGIC || n > DG_MAX_PAYLOAD || size - off - DG_HDR < n)
-		return 0;
-	unsigned char *p = malloc(n ? n : 1);
-	if (!p || read_full(fd, p, n, off + DG_HDR) < 0) {
-		free(p);
-		return 0;
-	}
-	uint64_t s = get64(h + 8);
-	int ok = rec_crc(s, p, n) == get32(h + 16);
+	unsigned char *p = NULL;
+	int ok = read_record(fd, off, size, seq, &p, len) == KG_OK;
 	free(p);
-	if (ok) {
-		*seq = s;
-		*len = n;
-	}
 	return ok;
 }
 
@@ -194,7 +207,18 @@ int dg_journal_open(dg_journal *j, const char *path, int read_only, int lock, ch
 	}
 	j->cursor = read_cursor(j->cfd);
 	j->cursor_off = UINT64_MAX;
-	while (check_record(j->fd, off, size, &seq, &len)) {
+	for (;;) {
+		unsigned char *p = NULL;
+		int rc = read_record(j->fd, off, size, &seq, &p, &len);
+		free(p);
+		if (rc == KG_ENOMEM) {
+			/* Not a torn tail: cutting here would drop acknowledged writes. */
+			snprintf(err, errcap, "out of memory reading journal %s", path);
+			dg_journal_close(j);
+			return KG_ENOMEM;
+		}
+		if (rc < 0)
+			break;
 		if (!j->records)
 			j->first_seq = seq;
 		j->last_seq = seq;
@@ -282,26 +306,10 @@ int dg_journal_append(dg_journal *j, const unsigned char *payload, size_t len, c
 
 int dg_journal_read(dg_journal *j, uint64_t *off, uint64_t end, uint64_t *seq, unsigned char **payload, size_t *len)
 {
-	unsigned char h[DG_HDR];
-	*payload = NULL;
-	if (end - *off < DG_HDR || read_full(j->fd, h, DG_HDR, *off) < 0)
-		return KG_EIO;
-	uint32_t n = get32(h + 4);
-	if (get32(h) != DG_MAGIC || n > DG_MAX_PAYLOAD || end - *off - DG_HDR < n)
-		return KG_ECORRUPT;
-	unsigned char *p = malloc(n ? n : 1);
-	if (!p)
-		return KG_ENOMEM;
-	if (read_full(j->fd, p, n, *off + DG_HDR) < 0) {
-		free(p);
-		return KG_EIO;
-	}
-	*seq = get64(h + 8);
-	if (rec_crc(*seq, p, n) != get32(h + 16)) {
-		free(p);
-		return KG_ECORRUPT;
-	}
-	*payload = p;
+	uint32_t n = 0;
+	int rc = read_record(j->fd, *off, end, seq, payload, &n);
+	if (rc < 0)
+		return rc;
 	*len = n;
 	*off += DG_HDR + n;
 	return KG_OK;

@@ -66,24 +66,28 @@ typedef struct rp_rec {
 	int rejected_copied;
 } rp_rec;
 
-static void report(rp_rec *x, const char *id, kg_degrade_conflict_kind kind, kg_degrade_resolution res, int prc,
-                   const char *detail)
+/* KG_OK, or KG_EIO when a refused record could not be kept in the
+ * .rejected file: then the replay must stop before its cursor passes it. */
+static int report(rp_rec *x, const char *id, kg_degrade_conflict_kind kind, kg_degrade_resolution res, int prc,
+                  const char *detail)
 {
 	dg_replay *rp = x->rp;
 	if (rp->quiet)
-		return;
-	rp->rep.conflicts++;
+		return KG_OK;
 	if (kind == KG_CONFLICT_REJECTED) {
-		rp->rep.rejected++;
 		/* The whole record once: replaying it by hand later is safe,
-		 * its other items are then found already applied. */
+		 * its other items are then found already applied. Counted only
+		 * once kept, as a failed copy stops the replay before it. */
 		if (!x->rejected_copied && rp->j) {
-			dg_journal_reject(rp->j, x->r->seq, x->raw, x->rawlen);
+			if (dg_journal_reject(rp->j, x->r->seq, x->raw, x->rawlen) != KG_OK)
+				return KG_EIO;
 			x->rejected_copied = 1;
 		}
+		rp->rep.rejected++;
 	}
+	rp->rep.conflicts++;
 	if (!rp->on_conflict)
-		return;
+		return KG_OK;
 	char msg[1200];
 	const char *what = kind == KG_CONFLICT_EXISTS    ? "exists in the primary with other content"
 	                   : kind == KG_CONFLICT_MISSING ? "no longer exists in the primary"
@@ -96,6 +100,7 @@ static void report(rp_rec *x, const char *id, kg_degrade_conflict_kind kind, kg_
 	         detail ? detail : "");
 	kg_degrade_conflict c = { x->r->seq, (kg_degrade_op)x->r->op, x->r->tenant, id, kind, res, prc, msg };
 	rp->on_conflict(rp->user, &c);
+	return KG_OK;
 }
 
 /* A failure that is neither a conflict nor an outage: reject the item. */
@@ -106,7 +111,14 @@ static int reject(rp_rec *x, const char *id, int rc, const kg_call *c)
 		snprintf(x->rp->msg, sizeof(x->rp->msg), "%s", c->msg);
 		return rc;
 	}
-	report(x, id, KG_CONFLICT_REJECTED, KG_RESOLVED_NONE, rc, c->msg[0] ? c->msg : kg_strerror(rc));
+	if (report(x, id, KG_CONFLICT_REJECTED, KG_RESOLVED_NONE, rc, c->msg[0] ? c->msg : kg_strerror(rc)) != KG_OK) {
+		snprintf(x->rp->msg, sizeof(x->rp->msg),
+		         "journal record %llu was refused by the primary (%s) and could not be copied to %s.rejected; "
+		         "replay stopped before it so nothing is lost: make that file writable and replay again",
+		         (unsigned long long)x->r->seq, c->msg[0] ? c->msg : kg_strerror(rc),
+		         x->rp->j ? x->rp->j->path : "the journal");
+		return KG_EIO;
+	}
 	return 0;
 }
 
@@ -116,114 +128,67 @@ static int conn_stop(rp_rec *x, int rc, const kg_call *c)
 	return rc;
 }
 
-static int put_entity(rp_rec *x, kg_call *c, const kg_entity *e, int is_add, unsigned flags)
+/* Writes one entity (e) or relation (r; the other is NULL) so that the
+ * target ends up holding it, by the rules at the top of this file. */
+static int put_item(rp_rec *x, kg_call *c, const kg_entity *e, const kg_relation *r, int is_add, unsigned flags)
 {
 	kg_backend *d = x->rp->dst;
+	const char *id = e ? e->id : r->id;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		kg_entity *cur = NULL;
+		kg_entity *cur_e = NULL;
+		kg_relation *cur_r = NULL;
 		c->msg[0] = '\0';
-		int rc = d->get_entity(d, c, e->id, &cur);
+		int rc = e ? d->get_entity(d, c, id, &cur_e) : d->get_relation(d, c, id, &cur_r);
 		if (dg_conn_class(rc))
 			return conn_stop(x, rc, c);
 		if (rc == KG_ENOTFOUND) {
 			size_t added = 0;
 			int conflict = !is_add && !(flags & KG_UPSERT);
 			if (conflict && x->rp->policy == KG_DEGRADE_KEEP_PRIMARY) {
-				report(x, e->id, KG_CONFLICT_MISSING, KG_RESOLVED_PRIMARY, KG_ENOTFOUND, NULL);
+				report(x, id, KG_CONFLICT_MISSING, KG_RESOLVED_PRIMARY, KG_ENOTFOUND, NULL);
 				return 0;
 			}
 			c->msg[0] = '\0';
-			rc = d->add_entities(d, c, e, 1, 0, &added);
+			rc = e ? d->add_entities(d, c, e, 1, 0, &added) : d->add_relations(d, c, r, 1, 0, &added);
 			if (rc == KG_EEXISTS)
 				continue; /* someone added it meanwhile: look again */
 			if (rc < 0)
-				return reject(x, e->id, rc, c);
+				return reject(x, id, rc, c);
 			x->rp->rep.applied++;
 			if (conflict)
-				report(x, e->id, KG_CONFLICT_MISSING, KG_RESOLVED_JOURNAL, KG_ENOTFOUND, NULL);
+				report(x, id, KG_CONFLICT_MISSING, KG_RESOLVED_JOURNAL, KG_ENOTFOUND, NULL);
 			return 0;
 		}
 		if (rc < 0)
-			return reject(x, e->id, rc, c);
-		int same = entity_same(cur, e);
-		kg_entity_free(cur);
+			return reject(x, id, rc, c);
+		int same = e ? entity_same(cur_e, e) : relation_same(cur_r, r);
+		kg_entity_free(cur_e);
+		kg_relation_free(cur_r);
 		if (same) {
 			x->rp->rep.already_applied++;
 			return 0;
 		}
 		int conflict = is_add;
 		if (conflict && (x->rp->policy == KG_DEGRADE_KEEP_PRIMARY || (flags & KG_BULK_SKIP_EXISTING))) {
-			report(x, e->id, KG_CONFLICT_EXISTS, KG_RESOLVED_PRIMARY, KG_EEXISTS,
+			report(x, id, KG_CONFLICT_EXISTS, KG_RESOLVED_PRIMARY, KG_EEXISTS,
 			       (flags & KG_BULK_SKIP_EXISTING) ? "the write asked to skip existing ids" : NULL);
 			return 0;
 		}
 		c->msg[0] = '\0';
 		/* An update stays an update (and an upsert an upsert); an add
 		 * that won its conflict overwrites. */
-		rc = d->update_entity(d, c, e, is_add ? KG_UPSERT : flags & KG_UPSERT);
+		unsigned uflags = is_add ? KG_UPSERT : flags & KG_UPSERT;
+		rc = e ? d->update_entity(d, c, e, uflags) : d->update_relation(d, c, r, uflags);
 		if (rc == KG_ENOTFOUND && !is_add)
 			continue; /* deleted meanwhile: look again */
 		if (rc < 0)
-			return reject(x, e->id, rc, c);
+			return reject(x, id, rc, c);
 		x->rp->rep.applied++;
 		if (conflict)
-			report(x, e->id, KG_CONFLICT_EXISTS, KG_RESOLVED_JOURNAL, KG_EEXISTS, NULL);
+			report(x, id, KG_CONFLICT_EXISTS, KG_RESOLVED_JOURNAL, KG_EEXISTS, NULL);
 		return 0;
 	}
-	return reject(x, e->id, KG_EBUSY, c);
-}
-
-static int put_relation(rp_rec *x, kg_call *c, const kg_relation *r, int is_add, unsigned flags)
-{
-	kg_backend *d = x->rp->dst;
-	for (int attempt = 0; attempt < 3; attempt++) {
-		kg_relation *cur = NULL;
-		c->msg[0] = '\0';
-		int rc = d->get_relation(d, c, r->id, &cur);
-		if (dg_conn_class(rc))
-			return conn_stop(x, rc, c);
-		if (rc == KG_ENOTFOUND) {
-			size_t added = 0;
-			int conflict = !is_add && !(flags & KG_UPSERT);
-			if (conflict && x->rp->policy == KG_DEGRADE_KEEP_PRIMARY) {
-				report(x, r->id, KG_CONFLICT_MISSING, KG_RESOLVED_PRIMARY, KG_ENOTFOUND, NULL);
-				return 0;
-			}
-			c->msg[0] = '\0';
-			rc = d->add_relations(d, c, r, 1, 0, &added);
-			if (rc == KG_EEXISTS)
-				continue;
-			if (rc < 0)
-				return reject(x, r->id, rc, c);
-			x->rp->rep.applied++;
-			if (conflict)
-				report(x, r->id, KG_CONFLICT_MISSING, KG_RESOLVED_JOURNAL, KG_ENOTFOUND, NULL);
-			return 0;
-		}
-		if (rc < 0)
-			return reject(x, r->id, rc, c);
-		int same = relation_same(cur, r);
-		kg_relation_free(cur);
-		if (same) {
-			x->rp->rep.already_applied++;
-			return 0;
-		}
-		int conflict = is_add;
-		if (conflict && (x->rp->policy == KG_DEGRADE_KEEP_PRIMARY || (flags & KG_BULK_SKIP_EXISTING))) {
-			report(x, r->id, KG_CONFLICT_EXISTS, KG_RESOLVED_PRIMARY, KG_EEXISTS,
-			       (flags & KG_BULK_SKIP_EXISTING) ? "the write asked to skip existing ids" : NULL);
-			return 0;
-		}
-		c->msg[0] = '\0';
-		rc = d->update_relation(d, c, r, is_add ? KG_UPSERT : flags & KG_UPSERT);
-		if (rc < 0)
-			return reject(x, r->id, rc, c);
-		x->rp->rep.applied++;
-		if (conflict)
-			report(x, r->id, KG_CONFLICT_EXISTS, KG_RESOLVED_JOURNAL, KG_EEXISTS, NULL);
-		return 0;
-	}
-	return reject(x, r->id, KG_EBUSY, c);
+	return reject(x, id, KG_EBUSY, c);
 }
 
 int dg_replay_record(dg_replay *rp, const dg_record *r, const unsigned char *raw, size_t rawlen)
@@ -237,12 +202,12 @@ int dg_replay_record(dg_replay *rp, const dg_record *r, const unsigned char *raw
 	case KG_JOP_ADD_ENTITIES:
 	case KG_JOP_UPDATE_ENTITY:
 		for (size_t i = 0; i < r->n && rc == 0; i++)
-			rc = put_entity(&x, &c, &r->ents[i], r->op == KG_JOP_ADD_ENTITIES, r->flags);
+			rc = put_item(&x, &c, &r->ents[i], NULL, r->op == KG_JOP_ADD_ENTITIES, r->flags);
 		return rc;
 	case KG_JOP_ADD_RELATIONS:
 	case KG_JOP_UPDATE_RELATION:
 		for (size_t i = 0; i < r->n && rc == 0; i++)
-			rc = put_relation(&x, &c, &r->rels[i], r->op == KG_JOP_ADD_RELATIONS, r->flags);
+			rc = put_item(&x, &c, NULL, &r->rels[i], r->op == KG_JOP_ADD_RELATIONS, r->flags);
 		return rc;
 	case KG_JOP_DELETE_ENTITY:
 	case KG_JOP_DELETE_RELATION:
@@ -293,9 +258,17 @@ int dg_replay_range(dg_replay *rp, uint64_t end)
 			 * freed by the failed decode, so re-read it. */
 			uint64_t again = off;
 			unsigned char *raw = NULL;
-			if (dg_journal_read(j, &again, end, &seq, &raw, &len) == KG_OK)
-				dg_journal_reject(j, seq, raw, len);
+			int kept = dg_journal_read(j, &again, end, &seq, &raw, &len) == KG_OK &&
+			           dg_journal_reject(j, seq, raw, len) == KG_OK;
 			free(raw);
+			if (!kept) {
+				snprintf(rp->msg, sizeof(rp->msg),
+				         "journal record %llu cannot be read by this kgstore and could not be copied to "
+				         "%s.rejected; replay stopped before it so nothing is lost",
+				         (unsigned long long)seq, j->path);
+				rp->rep.remaining = j->pending;
+				return KG_EIO;
+			}
 			rp->rep.rejected++;
 			rp->rep.conflicts++;
 		} else if (rc < 0) {
