@@ -186,6 +186,80 @@ out:
 	kg_close(dst);
 }
 
+/* The entity type filter over more relations than one endpoint batch: 600
+ * entities alternate P / Q (a few ids are never added), relation k goes
+ * from k%600 to (k*7)%600; exactly those with two existing P endpoints are
+ * written, in insertion order. */
+static void test_type_filter_many(const char *uri)
+{
+	kg_store *s = open_store(uri);
+	if (!s)
+		return;
+	enum { NE = 600, NR = 1500 };
+	static char eid[NE][16], rid[NR][16];
+	static kg_entity e[NE];
+	static kg_relation r[NR];
+	size_t ne = 0, np = 0;
+	for (int i = 0; i < NE; i++) {
+		snprintf(eid[i], sizeof eid[i], "e%d", i);
+		if (i % 97 == 4) /* even: would be a P; its relations dangle */
+			continue;
+		e[ne] = (kg_entity)KG_ENTITY_INIT;
+		e[ne].id = eid[i];
+		e[ne].entity_type = i % 2 ? "Q" : "P";
+		np += i % 2 == 0;
+		ne++;
+	}
+	CHECK_OK(s, kg_add_entities(s, e, ne, 0, NULL));
+	size_t nr = 0;
+	uint64_t want = 0;
+	for (int k = 0; k < NR; k++) {
+		int a = k % NE, b = (k * 7) % NE;
+		if (a % 97 == 4 || b % 97 == 4)
+			continue;
+		snprintf(rid[nr], sizeof rid[nr], "r%d", k);
+		r[nr] = (kg_relation)KG_RELATION_INIT;
+		r[nr].id = rid[nr];
+		r[nr].relation_type = "L";
+		r[nr].source_id = eid[a];
+		r[nr].target_id = eid[b];
+		want += a % 2 == 0 && b % 2 == 0;
+		nr++;
+	}
+	CHECK_OK(s, kg_add_relations(s, r, nr, 0, NULL));
+	char path[512];
+	path_of(path, sizeof path, "many_p.jsonl");
+	kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+	eo.entity_type = "P";
+	kg_export_result er;
+	CHECK_RC(s, kg_export(s, path, &eo, &er), KG_OK);
+	CHECK(er.entity_count == np);
+	CHECK(er.relation_count == want && want > 256);
+	/* The file: relations in insertion order, both endpoints of type P. */
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int last = -1, ordered = 1, bad_end = 0;
+	uint64_t rels = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		const char *p = strstr(line, "\"id\": \"r");
+		if (!p)
+			continue;
+		int k = atoi(p + 8);
+		ordered &= k > last;
+		last = k;
+		int a = k % NE, b = (k * 7) % NE;
+		bad_end += a % 2 || b % 2;
+		rels++;
+	}
+	if (f)
+		fclose(f);
+	CHECK(rels == want && ordered && bad_end == 0);
+	kg_close(s);
+}
+
+static void test_type_filter_many_memory(void) { test_type_filter_many("memory:"); }
+static void test_type_filter_many_sqlite(void) { test_type_filter_many("sqlite::memory:"); }
+
 /* Filters: entity type (relations between exported entities only), no
  * relations, one tenant (records carry its id and go back to it). */
 static void test_filters(void)
@@ -503,6 +577,8 @@ int main(void)
 	RUN(test_json_gz);
 	RUN(test_gzip_magic);
 	RUN(test_filters);
+	RUN(test_type_filter_many_memory);
+	RUN(test_type_filter_many_sqlite);
 	RUN(test_relations_first);
 	RUN(test_deferred_spill);
 	RUN(test_csv);

@@ -119,6 +119,24 @@ kg_io_format kgio_format_from_name(const char *path)
 
 #define WRITER_CHUNK (1u << 20)
 
+/* gzip on a dup of w->f's descriptor (so gzclose leaves w->f to us);
+ * 0 or -1. */
+static int start_gzip(kgio_writer *w, int level)
+{
+	char mode[8];
+	snprintf(mode, sizeof mode, "wb%d", level > 0 && level <= 9 ? level : 6);
+	fflush(w->f);
+	int fd = dup(fileno(w->f));
+	w->gz = fd >= 0 ? gzdopen(fd, mode) : NULL;
+	if (!w->gz) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	gzbuffer(w->gz, 256 * 1024);
+	return 0;
+}
+
 int kgio_writer_open(kgio_writer *w, const char *path, int gzip, int level)
 {
 	memset(w, 0, sizeof *w);
@@ -127,20 +145,11 @@ int kgio_writer_open(kgio_writer *w, const char *path, int gzip, int level)
 		kgio_setmsg(w->err, sizeof w->err, "cannot create %s: %s", path, strerror(errno));
 		return KG_EIO;
 	}
-	if (gzip) {
-		char mode[8];
-		snprintf(mode, sizeof mode, "wb%d", level > 0 && level <= 9 ? level : 6);
-		int fd = dup(fileno(w->f));
-		w->gz = fd >= 0 ? gzdopen(fd, mode) : NULL;
-		if (!w->gz) {
-			if (fd >= 0)
-				close(fd);
-			fclose(w->f);
-			w->f = NULL;
-			kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on %s", path);
-			return KG_EIO;
-		}
-		gzbuffer(w->gz, 256 * 1024);
+	if (gzip && start_gzip(w, level)) {
+		fclose(w->f);
+		w->f = NULL;
+		kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on %s", path);
+		return KG_EIO;
 	}
 	return kgio_buf_reserve(&w->buf, WRITER_CHUNK);
 }
@@ -150,18 +159,9 @@ int kgio_writer_from_stream(kgio_writer *w, FILE *f, int gzip, int level)
 	memset(w, 0, sizeof *w);
 	w->f = f;
 	w->borrowed = 1;
-	if (gzip) {
-		char mode[8];
-		snprintf(mode, sizeof mode, "wb%d", level > 0 && level <= 9 ? level : 6);
-		fflush(f);
-		int fd = dup(fileno(f));
-		w->gz = fd >= 0 ? gzdopen(fd, mode) : NULL;
-		if (!w->gz) {
-			if (fd >= 0)
-				close(fd);
-			kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on the output stream");
-			return KG_EIO;
-		}
+	if (gzip && start_gzip(w, level)) {
+		kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on the output stream");
+		return KG_EIO;
 	}
 	return kgio_buf_reserve(&w->buf, WRITER_CHUNK);
 }
@@ -317,6 +317,27 @@ static int json_props(kgio_buf *b, const char *props)
 	return kgio_buf_append(b, props, strlen(props));
 }
 
+/* The members entities and relations end with, and the closing brace. */
+static int json_tail(kgio_buf *b, int64_t created, int64_t updated, const char *source,
+                     const char *tenant)
+{
+	int rc = 0;
+	rc |= LIT(b, ", \"created_at\": ");
+	rc |= json_time(b, created);
+	rc |= LIT(b, ", \"updated_at\": ");
+	rc |= json_time(b, updated);
+	if (source) {
+		rc |= LIT(b, ", \"source\": ");
+		rc |= kgio_json_string(b, source);
+	}
+	if (tenant) {
+		rc |= LIT(b, ", \"tenant_id\": ");
+		rc |= kgio_json_string(b, tenant);
+	}
+	rc |= kgio_buf_putc(b, '}');
+	return rc;
+}
+
 int kgio_json_entity(kgio_buf *b, const kg_entity *e)
 {
 	int rc = 0;
@@ -335,19 +356,7 @@ int kgio_json_entity(kgio_buf *b, const kg_entity *e)
 		}
 		rc |= kgio_buf_putc(b, ']');
 	}
-	rc |= LIT(b, ", \"created_at\": ");
-	rc |= json_time(b, e->created_at);
-	rc |= LIT(b, ", \"updated_at\": ");
-	rc |= json_time(b, e->updated_at);
-	if (e->source) {
-		rc |= LIT(b, ", \"source\": ");
-		rc |= kgio_json_string(b, e->source);
-	}
-	if (e->tenant_id) {
-		rc |= LIT(b, ", \"tenant_id\": ");
-		rc |= kgio_json_string(b, e->tenant_id);
-	}
-	rc |= kgio_buf_putc(b, '}');
+	rc |= json_tail(b, e->created_at, e->updated_at, e->source, e->tenant_id);
 	return rc ? KG_ENOMEM : 0;
 }
 
@@ -366,19 +375,7 @@ int kgio_json_relation(kgio_buf *b, const kg_relation *r)
 	rc |= json_props(b, r->properties);
 	rc |= LIT(b, ", \"weight\": ");
 	rc |= kgio_json_double(b, r->weight);
-	rc |= LIT(b, ", \"created_at\": ");
-	rc |= json_time(b, r->created_at);
-	rc |= LIT(b, ", \"updated_at\": ");
-	rc |= json_time(b, r->updated_at);
-	if (r->source) {
-		rc |= LIT(b, ", \"source\": ");
-		rc |= kgio_json_string(b, r->source);
-	}
-	if (r->tenant_id) {
-		rc |= LIT(b, ", \"tenant_id\": ");
-		rc |= kgio_json_string(b, r->tenant_id);
-	}
-	rc |= kgio_buf_putc(b, '}');
+	rc |= json_tail(b, r->created_at, r->updated_at, r->source, r->tenant_id);
 	return rc ? KG_ENOMEM : 0;
 }
 
@@ -675,7 +672,7 @@ void kgio_arena_free(kgio_arena *a)
 	memset(a, 0, sizeof *a);
 }
 
-static int push_float(kgio_arena *a, float f)
+int kgio_arena_push_float(kgio_arena *a, float f)
 {
 	if (a->nfloats == a->capfloats) {
 		size_t cap = a->capfloats ? a->capfloats * 2 : 1024;
@@ -865,7 +862,7 @@ static int parse_object_fields(const char *text, size_t len, int kind, kgio_aren
 						rc = field_number(&j, "embedding", &d, reason, cap);
 						if (rc)
 							break;
-						if (push_float(a, (float)d)) {
+						if (kgio_arena_push_float(a, (float)d)) {
 							rc = KG_ENOMEM;
 							break;
 						}
@@ -949,7 +946,7 @@ int kgio_parse_record(const char *text, size_t len, int kind_hint, kgio_arena *a
 	 * order, or a bare entity when "type" is absent. */
 	kgio_jp j = { text, text + len, "" };
 	kgio_buf kb = { 0 };
-	int rc = 0, kind = 0, saw_other = 0;
+	int rc = 0, kind = 0;
 	const char *data = NULL, *data_end = NULL;
 	kgio_jp_ws(&j);
 	if (j.p >= j.end || *j.p != '{') {
@@ -995,7 +992,6 @@ int kgio_parse_record(const char *text, size_t len, int kind_hint, kgio_arena *a
 					goto bad;
 				data_end = j.p;
 			} else {
-				saw_other = 1;
 				if (kgio_jp_skip(&j, 0))
 					goto bad;
 			}
@@ -1018,7 +1014,6 @@ int kgio_parse_record(const char *text, size_t len, int kind_hint, kgio_arena *a
 		goto bad;
 	}
 	if (kind == 0) {
-		(void)saw_other;
 		r->kind = 1;
 		rc = parse_object_fields(text, len, 1, a, r, reason, cap);
 	} else if (!data) {

@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kgstore/backend.h" /* kg_relation_dup */
 #include "tools/io_internal.h"
 
-static void kgio_ns_list_free(kgio_ns_list *l)
+void kgio_namespaces_free(kgio_ns_list *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (l->owned[i])
@@ -85,37 +86,15 @@ int kgio_namespaces(kg_store *s, int all, const char *one_tenant, kgio_ns_list *
 	return 0;
 }
 
-void kgio_namespaces_free(kgio_ns_list *l) { kgio_ns_list_free(l); }
-
-/* Whether entity `id` is of `type` (for relations under a type filter).
- * One lookup per endpoint; the last answer is cached since the workload's
- * relations often share a source. */
-typedef struct type_cache {
-	char *id;
-	int ok;
-} type_cache;
-
-static int endpoint_has_type(kg_store *h, const char *id, const char *type, type_cache *c, int *ok)
-{
-	if (c->id && !strcmp(c->id, id)) {
-		*ok = c->ok;
-		return 0;
-	}
-	kg_entity *e = NULL;
-	int rc = kg_get_entity(h, id, &e);
-	if (rc == KG_ENOTFOUND) {
-		*ok = 0;
-	} else if (rc) {
-		return rc;
-	} else {
-		*ok = !strcmp(e->entity_type, type);
-		kg_entity_free(e);
-	}
-	free(c->id);
-	c->id = strdup(id);
-	c->ok = *ok;
-	return 0;
-}
+/* One export run: where records go and what has been written. */
+typedef struct exp_ctx {
+	kgio_writer *w;
+	kg_io_format fmt;
+	const kg_export_options *o;
+	kg_export_result *res;
+	uint64_t done, total;
+	int first; /* no record yet in the current JSON array */
+} exp_ctx;
 
 static int report(const kg_export_options *o, uint64_t done, uint64_t total)
 {
@@ -125,13 +104,110 @@ static int report(const kg_export_options *o, uint64_t done, uint64_t total)
 	return 0;
 }
 
+/* Writes one record (e, or else r) of namespace `tenant`, counts it and
+ * reports progress. */
+static int emit(exp_ctx *x, const kg_entity *e, const kg_relation *r, const char *tenant)
+{
+	kgio_buf *b = &x->w->buf;
+	int rc;
+	if (x->fmt == KG_FORMAT_JSON)
+		rc = kgio_buf_append(b, x->first ? "\n" : ",\n", x->first ? 1 : 2);
+	else if (e)
+		rc = kgio_buf_append(b, "{\"type\": \"entity\", \"data\": ", 27);
+	else
+		rc = kgio_buf_append(b, "{\"type\": \"relation\", \"data\": ", 29);
+	if (e) {
+		kg_entity copy = *e;
+		copy.tenant_id = tenant;
+		rc |= kgio_json_entity(b, &copy);
+	} else {
+		kg_relation copy = *r;
+		copy.tenant_id = tenant;
+		rc |= kgio_json_relation(b, &copy);
+	}
+	if (x->fmt != KG_FORMAT_JSON)
+		rc |= kgio_buf_append(b, "}\n", 2);
+	x->first = 0;
+	if (rc)
+		return KG_ENOMEM;
+	if (e)
+		x->res->entity_count++;
+	else
+		x->res->relation_count++;
+	if (b->len >= (1u << 20) - 65536 && (rc = kgio_writer_flush(x->w)))
+		return rc;
+	if ((++x->done & 4095) == 0)
+		return report(x->o, x->done, x->total);
+	return 0;
+}
+
+/* Relations under an entity type filter wait here, so their endpoints are
+ * looked up with one kg_get_entities per batch, not one get per endpoint. */
+#define PENDING_MAX 256
+
+typedef struct pending {
+	kg_relation *rels[PENDING_MAX];
+	size_t n;
+} pending;
+
+static void pending_clear(pending *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		kg_relation_free(p->rels[i]);
+	p->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int has_id(const char **ids, size_t n, const char *id)
+{
+	return n && bsearch(&id, ids, n, sizeof *ids, cmp_str) != NULL;
+}
+
+/* Writes the pending relations whose two endpoints are of the filter's
+ * type, in their order, and empties the batch. */
+static int flush_pending(exp_ctx *x, pending *p, kg_store *h, const char *tenant)
+{
+	if (!p->n)
+		return 0;
+	const char *ids[2 * PENDING_MAX];
+	for (size_t i = 0; i < p->n; i++) {
+		ids[2 * i] = p->rels[i]->source_id;
+		ids[2 * i + 1] = p->rels[i]->target_id;
+	}
+	kg_entity_list *found = NULL;
+	int rc = kg_get_entities(h, ids, 2 * p->n, &found);
+	if (rc) {
+		kgio_setmsg(x->res->errmsg, sizeof x->res->errmsg, "reading relations: %s", kg_errmsg(h));
+		pending_clear(p);
+		return rc;
+	}
+	/* The ids of the filter's type, sorted for lookup (reusing ids[]). */
+	size_t m = 0;
+	for (size_t i = 0; i < found->count; i++)
+		if (!strcmp(found->items[i]->entity_type, x->o->entity_type))
+			ids[m++] = found->items[i]->id;
+	qsort(ids, m, sizeof *ids, cmp_str);
+	for (size_t i = 0; i < p->n && !rc; i++) {
+		const kg_relation *r = p->rels[i];
+		if (has_id(ids, m, r->source_id) && has_id(ids, m, r->target_id))
+			rc = emit(x, NULL, r, tenant);
+	}
+	kg_entity_list_free(found);
+	pending_clear(p);
+	return rc;
+}
+
 static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_export_options *o,
                      kg_export_result *res)
 {
 	kgio_ns_list l;
 	int rc = kgio_namespaces(s, o->all_tenants, o->tenant_id, &l, res->errmsg, sizeof res->errmsg);
-	type_cache tc = { 0 };
-	uint64_t total = 0, done = 0;
+	exp_ctx x = { w, fmt, o, res, 0, 0, 1 };
+	pending pend = { .n = 0 };
 	if (rc)
 		goto out;
 
@@ -140,7 +216,7 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 		for (size_t i = 0; i < l.n; i++) {
 			kg_stats *st = NULL;
 			if (kg_get_stats(l.handles[i], &st) == KG_OK) {
-				total += st->entity_count + (o->no_relations ? 0 : st->relation_count);
+				x.total += st->entity_count + (o->no_relations ? 0 : st->relation_count);
 				kg_stats_free(st);
 			}
 		}
@@ -151,7 +227,6 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 		rc = KG_ENOMEM;
 		goto out;
 	}
-	int first = 1;
 	for (size_t i = 0; i < l.n && !rc; i++) {
 		kg_entity_iter *it = NULL;
 		rc = kg_entity_iter_new(l.handles[i], o->entity_type, &it);
@@ -161,28 +236,8 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 		}
 		const kg_entity *e;
 		int n;
-		while ((n = kg_entity_iter_next(it, &e)) == 1) {
-			kg_entity copy = *e;
-			copy.tenant_id = l.tenants[i];
-			if (fmt == KG_FORMAT_JSON) {
-				rc = kgio_buf_append(b, first ? "\n" : ",\n", first ? 1 : 2);
-				rc |= kgio_json_entity(b, &copy);
-			} else {
-				rc = kgio_buf_append(b, "{\"type\": \"entity\", \"data\": ", 27);
-				rc |= kgio_json_entity(b, &copy);
-				rc |= kgio_buf_append(b, "}\n", 2);
-			}
-			first = 0;
-			if (rc) {
-				rc = KG_ENOMEM;
-				break;
-			}
-			res->entity_count++;
-			if (b->len >= (1u << 20) - 65536 && (rc = kgio_writer_flush(w)))
-				break;
-			if ((++done & 4095) == 0 && (rc = report(o, done, total)))
-				break;
-		}
+		while ((n = kg_entity_iter_next(it, &e)) == 1 && !(rc = emit(&x, e, NULL, l.tenants[i])))
+			;
 		if (n < 0 && !rc) {
 			rc = n;
 			kgio_setmsg(res->errmsg, sizeof res->errmsg, "reading entities: %s", kg_errmsg(l.handles[i]));
@@ -191,7 +246,7 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 	}
 	if (!rc && fmt == KG_FORMAT_JSON && kgio_buf_append(b, "\n], \"relations\": [", 18))
 		rc = KG_ENOMEM;
-	first = 1;
+	x.first = 1;
 	for (size_t i = 0; i < l.n && !rc && !o->no_relations; i++) {
 		kg_relation_iter *it = NULL;
 		rc = kg_relation_iter_new(l.handles[i], o->relation_type, &it);
@@ -199,55 +254,31 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 			kgio_setmsg(res->errmsg, sizeof res->errmsg, "reading relations: %s", kg_errmsg(l.handles[i]));
 			break;
 		}
-		free(tc.id);
-		tc.id = NULL;
 		const kg_relation *r;
 		int n;
 		while ((n = kg_relation_iter_next(it, &r)) == 1) {
-			if (o->entity_type) {
-				int ok1 = 0, ok2 = 0;
-				rc = endpoint_has_type(l.handles[i], r->source_id, o->entity_type, &tc, &ok1);
-				if (!rc && ok1)
-					rc = endpoint_has_type(l.handles[i], r->target_id, o->entity_type, &tc, &ok2);
-				if (rc) {
-					kgio_setmsg(res->errmsg, sizeof res->errmsg, "reading relations: %s",
-					            kg_errmsg(l.handles[i]));
-					break;
-				}
-				if (!ok1 || !ok2)
-					continue;
-			}
-			kg_relation copy = *r;
-			copy.tenant_id = l.tenants[i];
-			if (fmt == KG_FORMAT_JSON) {
-				rc = kgio_buf_append(b, first ? "\n" : ",\n", first ? 1 : 2);
-				rc |= kgio_json_relation(b, &copy);
-			} else {
-				rc = kgio_buf_append(b, "{\"type\": \"relation\", \"data\": ", 29);
-				rc |= kgio_json_relation(b, &copy);
-				rc |= kgio_buf_append(b, "}\n", 2);
-			}
-			first = 0;
-			if (rc) {
+			if (!o->entity_type) {
+				rc = emit(&x, NULL, r, l.tenants[i]);
+			} else if (!(pend.rels[pend.n] = kg_relation_dup(r))) {
 				rc = KG_ENOMEM;
-				break;
+			} else if (++pend.n == PENDING_MAX) {
+				rc = flush_pending(&x, &pend, l.handles[i], l.tenants[i]);
 			}
-			res->relation_count++;
-			if (b->len >= (1u << 20) - 65536 && (rc = kgio_writer_flush(w)))
-				break;
-			if ((++done & 4095) == 0 && (rc = report(o, done, total)))
+			if (rc)
 				break;
 		}
 		if (n < 0 && !rc) {
 			rc = n;
 			kgio_setmsg(res->errmsg, sizeof res->errmsg, "reading relations: %s", kg_errmsg(l.handles[i]));
 		}
+		if (!rc)
+			rc = flush_pending(&x, &pend, l.handles[i], l.tenants[i]);
 		kg_relation_iter_free(it);
 	}
 	if (!rc && fmt == KG_FORMAT_JSON && kgio_buf_append(b, "\n]}\n", 4))
 		rc = KG_ENOMEM;
 	if (!rc)
-		rc = report(o, done, total ? total : done);
+		rc = report(o, x.done, x.total ? x.total : x.done);
 	if (rc == KG_EIO && !res->errmsg[0]) {
 		if (w->failed)
 			kgio_setmsg(res->errmsg, sizeof res->errmsg, "%s", w->err);
@@ -255,8 +286,8 @@ static int export_to(kg_store *s, kgio_writer *w, kg_io_format fmt, const kg_exp
 			kgio_setmsg(res->errmsg, sizeof res->errmsg, "interrupted by the progress callback");
 	}
 out:
-	free(tc.id);
-	kgio_ns_list_free(&l);
+	pending_clear(&pend);
+	kgio_namespaces_free(&l);
 	if (rc == KG_ENOMEM && !res->errmsg[0])
 		kgio_setmsg(res->errmsg, sizeof res->errmsg, "out of memory");
 	return rc;

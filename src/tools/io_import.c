@@ -476,17 +476,9 @@ static int batch_add(batch *b, const kgio_rec *in, const kgio_arena *src, const 
 	r->tenant = KGIO_NONE; /* resolved to the batch's namespace */
 	if (in->has_emb) {
 		r->emb = b->a.nfloats;
-		for (size_t i = 0; i < in->dim; i++) {
-			if (b->a.nfloats == b->a.capfloats) {
-				size_t cap = b->a.capfloats ? b->a.capfloats * 2 : 1024;
-				float *n = realloc(b->a.floats, cap * sizeof *n);
-				if (!n)
-					return KG_ENOMEM;
-				b->a.floats = n;
-				b->a.capfloats = cap;
-			}
-			b->a.floats[b->a.nfloats++] = src->floats[in->emb + i];
-		}
+		for (size_t i = 0; i < in->dim; i++)
+			if (kgio_arena_push_float(&b->a, src->floats[in->emb + i]))
+				return KG_ENOMEM;
 	}
 	r->raw = KGIO_NONE;
 	if (raw) {
@@ -533,6 +525,37 @@ static int is_record_error(int rc)
 	return rc == KG_EINVAL || rc == KG_EEXISTS || rc == KG_ENOTFOUND;
 }
 
+/* The batch of `kind` (1 entities in m->earr, 2 relations in m->rarr) in
+ * one bulk call. Returns 1 when that settled it (*rc set), 0 when it must go
+ * record by record: a record is at fault, or UNDO mode with skipping, which
+ * must know exactly which ids it added. */
+static int add_bulk(imp *m, int kind, int *rc)
+{
+	batch *b = kind == 1 ? &m->eb : &m->rb;
+	kg_store *h = m->ns[b->ns].h;
+	int skip = (m->o->flags & KG_IMPORT_SKIP_EXISTING) != 0;
+	if (skip && m->mode == MODE_UNDO)
+		return 0;
+	size_t added = 0;
+	unsigned flags = skip ? KG_BULK_SKIP_EXISTING : 0;
+	int r = kind == 1 ? kg_add_entities(h, m->earr, b->n, flags, &added)
+	                  : kg_add_relations(h, m->rarr, b->n, flags, &added);
+	if (r == KG_OK) {
+		*(kind == 1 ? &m->res->entity_count : &m->res->relation_count) += added;
+		m->res->skipped += b->n - added;
+		for (size_t i = 0; i < b->n && !r; i++)
+			r = undo_log(m, kind, b->ns, kind == 1 ? m->earr[i].id : m->rarr[i].id);
+		*rc = r;
+		return 1;
+	}
+	if (!is_record_error(r)) {
+		*rc = fail(m, r, b->recs[b->n - 1].line, "adding %s: %s", kind == 1 ? "entities" : "relations",
+		           kg_errmsg(h));
+		return 1;
+	}
+	return 0;
+}
+
 static int flush_entities(imp *m)
 {
 	batch *b = &m->eb;
@@ -543,24 +566,8 @@ static int flush_entities(imp *m)
 	int rc = 0;
 	for (size_t i = 0; i < b->n; i++)
 		to_entity(b, &b->recs[i], &m->earr[i]);
-	/* UNDO mode must know exactly which ids it added, so with skipping it
-	 * goes record by record. */
-	if (!(skip && m->mode == MODE_UNDO)) {
-		size_t added = 0;
-		rc = kg_add_entities(h, m->earr, b->n, skip ? KG_BULK_SKIP_EXISTING : 0, &added);
-		if (rc == KG_OK) {
-			m->res->entity_count += added;
-			m->res->skipped += b->n - added;
-			for (size_t i = 0; i < b->n && !rc; i++)
-				rc = undo_log(m, 1, b->ns, m->earr[i].id);
-			goto done;
-		}
-		if (!is_record_error(rc)) {
-			rc = fail(m, rc, b->recs[b->n - 1].line, "adding entities: %s", kg_errmsg(h));
-			goto done;
-		}
-	}
-	rc = 0;
+	if (add_bulk(m, 1, &rc))
+		goto done;
 	for (size_t i = 0; i < b->n && !rc; i++) {
 		int r = kg_add_entity(h, &m->earr[i]);
 		if (r == KG_OK) {
@@ -594,22 +601,8 @@ static int flush_relations(imp *m)
 	int skip = (m->o->flags & KG_IMPORT_SKIP_EXISTING) != 0;
 	for (size_t i = 0; i < b->n; i++)
 		to_relation(b, &b->recs[i], &m->rarr[i]);
-	if (!(skip && m->mode == MODE_UNDO)) {
-		size_t added = 0;
-		rc = kg_add_relations(h, m->rarr, b->n, skip ? KG_BULK_SKIP_EXISTING : 0, &added);
-		if (rc == KG_OK) {
-			m->res->relation_count += added;
-			m->res->skipped += b->n - added;
-			for (size_t i = 0; i < b->n && !rc; i++)
-				rc = undo_log(m, 2, b->ns, m->rarr[i].id);
-			goto done;
-		}
-		if (!is_record_error(rc)) {
-			rc = fail(m, rc, b->recs[b->n - 1].line, "adding relations: %s", kg_errmsg(h));
-			goto done;
-		}
-	}
-	rc = 0;
+	if (add_bulk(m, 2, &rc))
+		goto done;
 	for (size_t i = 0; i < b->n && !rc; i++) {
 		int r = kg_add_relation(h, &m->rarr[i]);
 		const kgio_rec *x = &b->recs[i];
@@ -1168,17 +1161,10 @@ static int csv_record(imp *m, const csv_col *cols, size_t ncols, const char *cel
 					rc = KG_EINVAL;
 					break;
 				}
-				if (m->scratch.nfloats == m->scratch.capfloats) {
-					size_t nc = m->scratch.capfloats ? m->scratch.capfloats * 2 : 256;
-					float *n = realloc(m->scratch.floats, nc * sizeof *n);
-					if (!n) {
-						rc = KG_ENOMEM;
-						break;
-					}
-					m->scratch.floats = n;
-					m->scratch.capfloats = nc;
+				if (kgio_arena_push_float(&m->scratch, (float)d)) {
+					rc = KG_ENOMEM;
+					break;
 				}
-				m->scratch.floats[m->scratch.nfloats++] = (float)d;
 				r->dim++;
 				p = end;
 				while (isspace((unsigned char)*p) || *p == ',' || *p == ';')

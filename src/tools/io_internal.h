@@ -89,6 +89,8 @@ typedef struct kgio_arena {
 
 void kgio_arena_reset(kgio_arena *a);
 void kgio_arena_free(kgio_arena *a);
+/* Appends one float to a->floats: 0 or KG_ENOMEM. */
+int kgio_arena_push_float(kgio_arena *a, float f);
 static inline const char *kgio_str(const kgio_arena *a, size_t off)
 {
 	return off == KGIO_NONE ? NULL : a->chars.data + off;

@@ -491,17 +491,10 @@ static int copy_phase(mig *m, kg_store *src, kg_store *dst, size_t nsi, const ch
 				d->embedding_dim = e->embedding ? e->embedding_dim : 0;
 				m->emb[n] = m->a.nfloats;
 				for (size_t k = 0; k < d->embedding_dim; k++) {
-					if (m->a.nfloats == m->a.capfloats) {
-						size_t cap = m->a.capfloats ? m->a.capfloats * 2 : 4096;
-						float *nf = realloc(m->a.floats, cap * sizeof *nf);
-						if (!nf) {
-							rc = KG_ENOMEM;
-							break;
-						}
-						m->a.floats = nf;
-						m->a.capfloats = cap;
+					if (kgio_arena_push_float(&m->a, e->embedding[k])) {
+						rc = KG_ENOMEM;
+						break;
 					}
-					m->a.floats[m->a.nfloats++] = e->embedding[k];
 				}
 			} else {
 				kg_relation *d = &m->rels[n];
