@@ -87,18 +87,23 @@ class InternalError(KgError, RuntimeError):
     code = -12
 
 
-BY_CODE = {
-    0: KgError,
-    -1: NotFoundError,
-    -2: DuplicateError,
-    -3: InvalidInputError,
-    -4: StoreBusyError,
-    -5: GraphConnectionError,
-    -6: PoolExhaustedError,
-    -7: BudgetExceededError,
-    -8: StorageIOError,
-    -9: CorruptDataError,
-    -10: UnsupportedError,
-    -11: OutOfMemoryError,
-    -12: InternalError,
-}
+# {status code: class} for _native.register_errors, from each class's
+# ``code``; 0 is the base class, raised for a code without a class.
+BY_CODE = {0: KgError}
+BY_CODE.update(
+    (cls.code, cls)
+    for cls in (
+        NotFoundError,
+        DuplicateError,
+        InvalidInputError,
+        StoreBusyError,
+        GraphConnectionError,
+        PoolExhaustedError,
+        BudgetExceededError,
+        StorageIOError,
+        CorruptDataError,
+        UnsupportedError,
+        OutOfMemoryError,
+        InternalError,
+    )
+)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <kgstore.h>
+#include <kgstore/backend.h> /* kg_relation_dup */
 #include <kgstore/degrade.h>
 #include <kgstore/io.h>
 #include <kgstore/postgres.h>
@@ -618,13 +619,27 @@ static PyObject *emb_to_list(const float *emb, size_t dim)
 		return v;                                                                                                  \
 	}
 
+/* A slot decoded on first read and cached. */
+static PyObject *lazy_props(PyObject **slot, const char *json)
+{
+	if (!*slot && !(*slot = decode_props(json)))
+		return NULL;
+	Py_INCREF(*slot);
+	return *slot;
+}
+
+static PyObject *lazy_time(PyObject **slot, int64_t us)
+{
+	if (!*slot && !(*slot = dt_from_us(us)))
+		return NULL;
+	Py_INCREF(*slot);
+	return *slot;
+}
+
 static PyObject *Entity_get_properties(EntityObject *self, void *c)
 {
 	(void)c;
-	if (!self->properties && !(self->properties = decode_props(self->props_json)))
-		return NULL;
-	Py_INCREF(self->properties);
-	return self->properties;
+	return lazy_props(&self->properties, self->props_json);
 }
 
 static PyObject *Entity_get_embedding(EntityObject *self, void *c)
@@ -639,19 +654,13 @@ static PyObject *Entity_get_embedding(EntityObject *self, void *c)
 static PyObject *Entity_get_created_at(EntityObject *self, void *c)
 {
 	(void)c;
-	if (!self->created_at && !(self->created_at = dt_from_us(self->created_us)))
-		return NULL;
-	Py_INCREF(self->created_at);
-	return self->created_at;
+	return lazy_time(&self->created_at, self->created_us);
 }
 
 static PyObject *Entity_get_updated_at(EntityObject *self, void *c)
 {
 	(void)c;
-	if (!self->updated_at && !(self->updated_at = dt_from_us(self->updated_us)))
-		return NULL;
-	Py_INCREF(self->updated_at);
-	return self->updated_at;
+	return lazy_time(&self->updated_at, self->updated_us);
 }
 
 typedef struct {
@@ -802,28 +811,19 @@ SIMPLE_GETSET(Relation, tenant_id)
 static PyObject *Relation_get_properties(RelationObject *self, void *c)
 {
 	(void)c;
-	if (!self->properties && !(self->properties = decode_props(self->props_json)))
-		return NULL;
-	Py_INCREF(self->properties);
-	return self->properties;
+	return lazy_props(&self->properties, self->props_json);
 }
 
 static PyObject *Relation_get_created_at(RelationObject *self, void *c)
 {
 	(void)c;
-	if (!self->created_at && !(self->created_at = dt_from_us(self->created_us)))
-		return NULL;
-	Py_INCREF(self->created_at);
-	return self->created_at;
+	return lazy_time(&self->created_at, self->created_us);
 }
 
 static PyObject *Relation_get_updated_at(RelationObject *self, void *c)
 {
 	(void)c;
-	if (!self->updated_at && !(self->updated_at = dt_from_us(self->updated_us)))
-		return NULL;
-	Py_INCREF(self->updated_at);
-	return self->updated_at;
+	return lazy_time(&self->updated_at, self->updated_us);
 }
 
 static PyObject *Relation_get_weight(RelationObject *self, void *c)
@@ -1466,43 +1466,22 @@ static const char *as_id(PyObject *v, const char *what)
 typedef int (*ent_fn)(kg_store *, const kg_entity *);
 typedef int (*rel_fn)(kg_store *, const kg_relation *);
 
-static PyObject *write_entity(StoreObject *self, PyObject *obj, ent_fn fn)
+/* Runs one add/update/upsert: efn for an Entity, else rfn for a Relation. */
+static PyObject *write_record(StoreObject *self, PyObject *obj, ent_fn efn, rel_fn rfn)
 {
 	arena a = {0};
 	kg_entity e;
-	if (entity_in(&a, obj, &e) < 0) {
-		free(a.buf);
-		return NULL;
-	}
-	entity_fix(&a, &e);
-	if (enter(self) < 0) {
-		free(a.buf);
-		return NULL;
-	}
-	int rc;
-	Py_BEGIN_ALLOW_THREADS rc = fn(self->s, &e);
-	Py_END_ALLOW_THREADS
-	free(a.buf);
-	PyObject *res = rc ? store_error(self, rc) : (Py_INCREF(Py_None), Py_None);
-	LEAVE(self);
-	return res;
-}
-
-static PyObject *write_relation(StoreObject *self, PyObject *obj, rel_fn fn)
-{
-	arena a = {0};
 	kg_relation r;
-	if (relation_in(&a, obj, &r) < 0) {
+	if ((efn ? entity_in(&a, obj, &e) : relation_in(&a, obj, &r)) < 0 || enter(self) < 0) {
 		free(a.buf);
 		return NULL;
 	}
-	relation_fix(&a, &r);
-	if (enter(self) < 0) {
-		free(a.buf);
-		return NULL;
-	}
+	if (efn)
+		entity_fix(&a, &e);
+	else
+		relation_fix(&a, &r);
 	int rc;
-	Py_BEGIN_ALLOW_THREADS rc = fn(self->s, &r);
+	Py_BEGIN_ALLOW_THREADS rc = efn ? efn(self->s, &e) : rfn(self->s, &r);
 	Py_END_ALLOW_THREADS
 	free(a.buf);
 	PyObject *res = rc ? store_error(self, rc) : (Py_INCREF(Py_None), Py_None);
@@ -1510,17 +1489,26 @@ static PyObject *write_relation(StoreObject *self, PyObject *obj, rel_fn fn)
 	return res;
 }
 
-static PyObject *store_add_entity(StoreObject *self, PyObject *o) { return write_entity(self, o, kg_add_entity); }
-static PyObject *store_update_entity(StoreObject *self, PyObject *o) { return write_entity(self, o, kg_update_entity); }
-static PyObject *store_upsert_entity(StoreObject *self, PyObject *o) { return write_entity(self, o, kg_upsert_entity); }
-static PyObject *store_add_relation(StoreObject *self, PyObject *o) { return write_relation(self, o, kg_add_relation); }
+static PyObject *store_add_entity(StoreObject *self, PyObject *o) { return write_record(self, o, kg_add_entity, NULL); }
+static PyObject *store_update_entity(StoreObject *self, PyObject *o)
+{
+	return write_record(self, o, kg_update_entity, NULL);
+}
+static PyObject *store_upsert_entity(StoreObject *self, PyObject *o)
+{
+	return write_record(self, o, kg_upsert_entity, NULL);
+}
+static PyObject *store_add_relation(StoreObject *self, PyObject *o)
+{
+	return write_record(self, o, NULL, kg_add_relation);
+}
 static PyObject *store_update_relation(StoreObject *self, PyObject *o)
 {
-	return write_relation(self, o, kg_update_relation);
+	return write_record(self, o, NULL, kg_update_relation);
 }
 static PyObject *store_upsert_relation(StoreObject *self, PyObject *o)
 {
-	return write_relation(self, o, kg_upsert_relation);
+	return write_record(self, o, NULL, kg_upsert_relation);
 }
 
 static PyObject *store_get_entity(StoreObject *self, PyObject *arg)
@@ -1563,7 +1551,8 @@ static PyObject *store_get_relation(StoreObject *self, PyObject *arg)
 	return res;
 }
 
-static PyObject *delete_by_id(StoreObject *self, PyObject *arg, int (*fn)(kg_store *, const char *), const char *what)
+/* Runs fn(store, arg) for a str arg (an id, a property name); None or raises. */
+static PyObject *call_with_str(StoreObject *self, PyObject *arg, int (*fn)(kg_store *, const char *), const char *what)
 {
 	const char *id = as_id(arg, what);
 	if (!id || enter(self) < 0)
@@ -1578,90 +1567,75 @@ static PyObject *delete_by_id(StoreObject *self, PyObject *arg, int (*fn)(kg_sto
 
 static PyObject *store_delete_entity(StoreObject *self, PyObject *arg)
 {
-	return delete_by_id(self, arg, kg_delete_entity, "entity_id");
+	return call_with_str(self, arg, kg_delete_entity, "entity_id");
 }
 static PyObject *store_delete_relation(StoreObject *self, PyObject *arg)
 {
-	return delete_by_id(self, arg, kg_delete_relation, "relation_id");
+	return call_with_str(self, arg, kg_delete_relation, "relation_id");
 }
 
 /* --- bulk ------------------------------------------------------------- */
 
-static PyObject *store_add_entities(StoreObject *self, PyObject *args, PyObject *kw)
+/* add_entities / add_relations: every record is copied into one arena
+ * before the one library call. */
+static PyObject *add_records(StoreObject *self, PyObject *args, PyObject *kw, int relations)
 {
-	static char *kwlist[] = {"entities", "skip_existing", NULL};
+	static char *ent_kwlist[] = {"entities", "skip_existing", NULL};
+	static char *rel_kwlist[] = {"relations", "skip_existing", NULL};
 	PyObject *seq_in;
 	int skip = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:add_entities", kwlist, &seq_in, &skip))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, relations ? "O|p:add_relations" : "O|p:add_entities",
+	                                 relations ? rel_kwlist : ent_kwlist, &seq_in, &skip))
 		return NULL;
-	PyObject *seq = PySequence_Fast(seq_in, "entities must be a sequence of Entity");
+	PyObject *seq = PySequence_Fast(seq_in, relations ? "relations must be a sequence of Relation"
+	                                                  : "entities must be a sequence of Entity");
 	if (!seq)
 		return NULL;
 	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-	kg_entity *ents = calloc(n ? (size_t)n : 1, sizeof *ents);
+	void *recs = calloc(n ? (size_t)n : 1, relations ? sizeof(kg_relation) : sizeof(kg_entity));
+	kg_entity *ents = recs;
+	kg_relation *rels = recs;
 	arena a = {0};
 	PyObject *res = NULL;
-	if (!ents) {
+	if (!recs) {
 		PyErr_NoMemory();
 		goto out;
 	}
-	for (Py_ssize_t i = 0; i < n; i++)
-		if (entity_in(&a, PySequence_Fast_GET_ITEM(seq, i), &ents[i]) < 0)
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+		if ((relations ? relation_in(&a, item, &rels[i]) : entity_in(&a, item, &ents[i])) < 0)
 			goto out;
-	for (Py_ssize_t i = 0; i < n; i++)
-		entity_fix(&a, &ents[i]);
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		if (relations)
+			relation_fix(&a, &rels[i]);
+		else
+			entity_fix(&a, &ents[i]);
+	}
 	if (enter(self) < 0)
 		goto out;
+	unsigned flags = skip ? KG_BULK_SKIP_EXISTING : 0;
 	size_t added = 0;
 	int rc;
-	Py_BEGIN_ALLOW_THREADS rc = kg_add_entities(self->s, ents, (size_t)n, skip ? KG_BULK_SKIP_EXISTING : 0, &added);
+	Py_BEGIN_ALLOW_THREADS rc = relations ? kg_add_relations(self->s, rels, (size_t)n, flags, &added)
+	                                      : kg_add_entities(self->s, ents, (size_t)n, flags, &added);
 	Py_END_ALLOW_THREADS
 	res = rc ? store_error(self, rc) : PyLong_FromSize_t(added);
 	LEAVE(self);
 out:
 	free(a.buf);
-	free(ents);
+	free(recs);
 	Py_DECREF(seq);
 	return res;
 }
 
+static PyObject *store_add_entities(StoreObject *self, PyObject *args, PyObject *kw)
+{
+	return add_records(self, args, kw, 0);
+}
 static PyObject *store_add_relations(StoreObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {"relations", "skip_existing", NULL};
-	PyObject *seq_in;
-	int skip = 0;
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|p:add_relations", kwlist, &seq_in, &skip))
-		return NULL;
-	PyObject *seq = PySequence_Fast(seq_in, "relations must be a sequence of Relation");
-	if (!seq)
-		return NULL;
-	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-	kg_relation *rels = calloc(n ? (size_t)n : 1, sizeof *rels);
-	arena a = {0};
-	PyObject *res = NULL;
-	if (!rels) {
-		PyErr_NoMemory();
-		goto out;
-	}
-	for (Py_ssize_t i = 0; i < n; i++)
-		if (relation_in(&a, PySequence_Fast_GET_ITEM(seq, i), &rels[i]) < 0)
-			goto out;
-	for (Py_ssize_t i = 0; i < n; i++)
-		relation_fix(&a, &rels[i]);
-	if (enter(self) < 0)
-		goto out;
-	size_t added = 0;
-	int rc;
-	Py_BEGIN_ALLOW_THREADS rc =
-		kg_add_relations(self->s, rels, (size_t)n, skip ? KG_BULK_SKIP_EXISTING : 0, &added);
-	Py_END_ALLOW_THREADS
-	res = rc ? store_error(self, rc) : PyLong_FromSize_t(added);
-	LEAVE(self);
-out:
-	free(a.buf);
-	free(rels);
-	Py_DECREF(seq);
-	return res;
+	return add_records(self, args, kw, 1);
 }
 
 /* --- lists ------------------------------------------------------------ */
@@ -1983,28 +1957,12 @@ static PyObject *store_list_relations(StoreObject *self, PyObject *args, PyObjec
 				skipped++;
 				continue;
 			}
-			/* The iterator owns r: keep a plain struct copy whose strings
-			 * are duplicated into one block. */
-			size_t l1 = strlen(r->id) + 1, l2 = strlen(r->relation_type) + 1, l3 = strlen(r->source_id) + 1,
-			       l4 = strlen(r->target_id) + 1, l5 = r->properties ? strlen(r->properties) + 1 : 0,
-			       l6 = r->source ? strlen(r->source) + 1 : 0, l7 = r->tenant_id ? strlen(r->tenant_id) + 1 : 0;
-			kg_relation *c = malloc(sizeof *c + l1 + l2 + l3 + l4 + l5 + l6 + l7);
+			/* The iterator owns r: keep a one-block copy. */
+			kg_relation *c = kg_relation_dup(r);
 			if (!c) {
 				rc = KG_ENOMEM;
 				break;
 			}
-			*c = *r;
-			char *p = (char *)(c + 1);
-#define CP(field, len)                                                                                                 \
-	if (len) {                                                                                                     \
-		memcpy(p, r->field, len);                                                                              \
-		c->field = p;                                                                                          \
-		p += len;                                                                                              \
-	} else                                                                                                         \
-		c->field = NULL;
-			CP(id, l1) CP(relation_type, l2) CP(source_id, l3) CP(target_id, l4) CP(properties, l5)
-			CP(source, l6) CP(tenant_id, l7)
-#undef CP
 			batch[nb++] = c;
 			if (limit && PyList_GET_SIZE(out) + (Py_ssize_t)nb >= limit) {
 				rc = 0;
@@ -2109,7 +2067,7 @@ static PyObject *store_text_search(StoreObject *self, PyObject *args, PyObject *
 
 static PyObject *store_add_indexed_property(StoreObject *self, PyObject *arg)
 {
-	return delete_by_id(self, arg, kg_add_indexed_property, "property name");
+	return call_with_str(self, arg, kg_add_indexed_property, "property name");
 }
 
 static PyObject *store_lookup_by_property(StoreObject *self, PyObject *args)
