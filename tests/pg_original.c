@@ -149,10 +149,20 @@ static void test_read_original(void)
 	CHECK(pgt_value(pg, "SELECT properties->'k'->>1 FROM kg_orig.graph_entities WHERE id = 'from-kgstore'"
 	                    " AND tenant_id = ''", val, sizeof(val)));
 	CHECK_STR(val, "2");
-	/* Opening again changes nothing more. */
+	/* Opening again changes nothing more: no table rewritten (a new
+	 * relfilenode), no column added. */
+	static const char TABLES_STATE[] =
+		"SELECT string_agg(c.relname || ':' || c.relfilenode || ':' || (SELECT count(*) FROM pg_attribute a"
+		" WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), ',' ORDER BY c.relname)"
+		" FROM pg_class c WHERE c.relnamespace = 'kg_orig'::regnamespace AND c.relkind = 'r'";
+	char before[1024] = "", after[1024] = "";
+	CHECK(pgt_value(pg, TABLES_STATE, before, sizeof(before)));
 	kg_store *again = NULL;
 	CHECK_OK(again, kg_open(uri, &again));
 	kg_close(again);
+	CHECK(pgt_value(pg, TABLES_STATE, after, sizeof(after)));
+	CHECK(before[0] != '\0');
+	CHECK_STR(after, before);
 	kg_close(acme);
 	kg_close(s);
 	PQfinish(pg);

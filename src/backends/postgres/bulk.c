@@ -26,7 +26,6 @@
 /* ------------------------------------------------------------------ */
 
 #define COPY_CHUNK (1u << 20)
-#define PG_EPOCH_OFFSET_US 946684800000000LL
 
 typedef struct copy_buf {
 	PGconn *pg;
@@ -281,26 +280,30 @@ static int insert_staged(pg_use *u, kg_call *c, const char *insert_sql, const ch
 /* Entities                                                             */
 /* ------------------------------------------------------------------ */
 
-static int entity_row(copy_buf *b, const void *items, size_t i, const char *tenant)
+/* The 7 columns after the first (tenant_id in the table, ord in the
+ * staging table). */
+static int entity_fields(copy_buf *b, const kg_entity *e)
 {
-	const kg_entity *e = (const kg_entity *)items + i;
-	if (cb_tuple(b, 8) < 0 || cb_text(b, tenant) < 0 || cb_text(b, e->id) < 0 || cb_text(b, e->entity_type) < 0 ||
-	    cb_jsonb(b, e->properties) < 0 || cb_embedding(b, e->embedding, e->embedding_dim) < 0 ||
-	    cb_time(b, e->created_at) < 0 || cb_time(b, e->updated_at) < 0 || cb_text(b, e->source) < 0)
+	if (cb_text(b, e->id) < 0 || cb_text(b, e->entity_type) < 0 || cb_jsonb(b, e->properties) < 0 ||
+	    cb_embedding(b, e->embedding, e->embedding_dim) < 0 || cb_time(b, e->created_at) < 0 ||
+	    cb_time(b, e->updated_at) < 0 || cb_text(b, e->source) < 0)
 		return KG_ENOMEM;
 	return 0;
+}
+
+static int entity_row(copy_buf *b, const void *items, size_t i, const char *tenant)
+{
+	if (cb_tuple(b, 8) < 0 || cb_text(b, tenant) < 0)
+		return KG_ENOMEM;
+	return entity_fields(b, (const kg_entity *)items + i);
 }
 
 static int staged_entity_row(copy_buf *b, const void *items, size_t i, const char *tenant)
 {
 	(void)tenant;
-	const kg_entity *e = (const kg_entity *)items + i;
-	if (cb_tuple(b, 8) < 0 || cb_int8(b, (int64_t)i) < 0 || cb_text(b, e->id) < 0 ||
-	    cb_text(b, e->entity_type) < 0 || cb_jsonb(b, e->properties) < 0 ||
-	    cb_embedding(b, e->embedding, e->embedding_dim) < 0 || cb_time(b, e->created_at) < 0 ||
-	    cb_time(b, e->updated_at) < 0 || cb_text(b, e->source) < 0)
+	if (cb_tuple(b, 8) < 0 || cb_int8(b, (int64_t)i) < 0)
 		return KG_ENOMEM;
-	return 0;
+	return entity_fields(b, (const kg_entity *)items + i);
 }
 
 static const char STAGE_ENTITIES[] =
@@ -325,16 +328,15 @@ int pg_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, size_t n, 
 	pg_backend *pb = (pg_backend *)b;
 	pg_use u;
 	const pg_tables *t;
-	char sql[1024], tb[300] = "";
+	char sql[1024], tb[300];
 	PGresult *failed = NULL;
 	const char *tenant = c->tenant ? c->tenant : "";
+	const char *where = pg_in_tenant(c, tb, sizeof(tb));
 	int rc = pg_use_begin(pb, c, 1, &u);
 	if (rc < 0)
 		return rc;
 	if ((rc = pg_tables_for(pb, c, &u, &t)) < 0 || (rc = pg_op_begin(&u, c, "add_entities")) < 0)
 		goto cleanup;
-	if (c->tenant)
-		snprintf(tb, sizeof(tb), " in tenant '%s'", c->tenant);
 	/* Straight into the table, unless rows must be skipped, or RLS
 	 * applies (COPY FROM refuses tables with row-level security). */
 	int skip = (flags & KG_BULK_SKIP_EXISTING) != 0;
@@ -350,7 +352,7 @@ int pg_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, size_t n, 
 				rc = kg_call_error(c, KG_EEXISTS,
 				                   "add_entities: entity id '%s' (item %ld of the batch) already exists%s; nothing "
 				                   "of the batch was added: remove it, or pass KG_BULK_SKIP_EXISTING",
-				                   ents[item].id, item, tb);
+				                   ents[item].id, item, where);
 		}
 		if (rc == 0)
 			*added = n;
@@ -366,7 +368,7 @@ int pg_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, size_t n, 
 		pg_sql(t, skip ? INSERT_STAGED_ENTITIES_SKIP : INSERT_STAGED_ENTITIES, sql, sizeof(sql));
 		char find[512];
 		pg_sql(t, FIND_STAGED_ENTITY_DUP, find, sizeof(find));
-		rc = insert_staged(&u, c, sql, find, &p, added, "entity", tb, "add_entities");
+		rc = insert_staged(&u, c, sql, find, &p, added, "entity", where, "add_entities");
 	}
 end:
 	rc = pg_op_end(&u, c, rc, "add_entities");
@@ -433,15 +435,21 @@ static const char LOCK_ENDPOINTS[] =
 	"WITH locked AS (SELECT id FROM {E} WHERE tenant_id = $1 AND id = ANY ($2::text[]) FOR KEY SHARE)"
 	" SELECT u.id FROM unnest($2::text[]) u(id) WHERE NOT EXISTS (SELECT 1 FROM locked l WHERE l.id = u.id)";
 
-static int relation_row_direct(copy_buf *b, const void *items, size_t i, const char *tenant)
+/* The 9 columns after the first (tenant_id, or ord when staged). */
+static int relation_fields(copy_buf *b, const kg_relation *x)
 {
-	const kg_relation *x = (const kg_relation *)items + i;
-	if (cb_tuple(b, 10) < 0 || cb_text(b, tenant) < 0 || cb_text(b, x->id) < 0 ||
-	    cb_text(b, x->relation_type) < 0 || cb_text(b, x->source_id) < 0 || cb_text(b, x->target_id) < 0 ||
-	    cb_jsonb(b, x->properties) < 0 || cb_float8(b, x->weight) < 0 || cb_time(b, x->created_at) < 0 ||
-	    cb_time(b, x->updated_at) < 0 || cb_text(b, x->source) < 0)
+	if (cb_text(b, x->id) < 0 || cb_text(b, x->relation_type) < 0 || cb_text(b, x->source_id) < 0 ||
+	    cb_text(b, x->target_id) < 0 || cb_jsonb(b, x->properties) < 0 || cb_float8(b, x->weight) < 0 ||
+	    cb_time(b, x->created_at) < 0 || cb_time(b, x->updated_at) < 0 || cb_text(b, x->source) < 0)
 		return KG_ENOMEM;
 	return 0;
+}
+
+static int relation_row_direct(copy_buf *b, const void *items, size_t i, const char *tenant)
+{
+	if (cb_tuple(b, 10) < 0 || cb_text(b, tenant) < 0)
+		return KG_ENOMEM;
+	return relation_fields(b, (const kg_relation *)items + i);
 }
 
 /* Inside the caller's op: checks and locks the endpoints, then COPY. */
@@ -519,13 +527,9 @@ cleanup:
 static int relation_row(copy_buf *b, const void *items, size_t i, const char *tenant)
 {
 	(void)tenant;
-	const kg_relation *x = (const kg_relation *)items + i;
-	if (cb_tuple(b, 10) < 0 || cb_int8(b, (int64_t)i) < 0 || cb_text(b, x->id) < 0 ||
-	    cb_text(b, x->relation_type) < 0 || cb_text(b, x->source_id) < 0 || cb_text(b, x->target_id) < 0 ||
-	    cb_jsonb(b, x->properties) < 0 || cb_float8(b, x->weight) < 0 || cb_time(b, x->created_at) < 0 ||
-	    cb_time(b, x->updated_at) < 0 || cb_text(b, x->source) < 0)
+	if (cb_tuple(b, 10) < 0 || cb_int8(b, (int64_t)i) < 0)
 		return KG_ENOMEM;
-	return 0;
+	return relation_fields(b, (const kg_relation *)items + i);
 }
 
 static const char FIND_STAGED_RELATION_DUP[] =
@@ -564,20 +568,19 @@ int pg_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, size_t 
 	pg_backend *pb = (pg_backend *)b;
 	pg_use u;
 	const pg_tables *t;
-	char sql[2048], tb[300] = "";
+	char sql[2048], tb[300];
 	PGresult *failed = NULL, *r = NULL;
 	const char *tenant = c->tenant ? c->tenant : "";
+	const char *where = pg_in_tenant(c, tb, sizeof(tb));
 	int skip = (flags & KG_BULK_SKIP_EXISTING) != 0;
 	int rc = pg_use_begin(pb, c, 1, &u);
 	if (rc < 0)
 		return rc;
 	if ((rc = pg_tables_for(pb, c, &u, &t)) < 0 || (rc = pg_op_begin(&u, c, "add_relations")) < 0)
 		goto cleanup;
-	if (c->tenant)
-		snprintf(tb, sizeof(tb), " in tenant '%s'", c->tenant);
 	/* Straight into the table unless rows may be skipped or RLS applies. */
 	if (!skip && pb->tenancy != PG_TENANCY_RLS) {
-		if ((rc = add_relations_direct(&u, c, t, rels, n, tenant, tb)) == 0)
+		if ((rc = add_relations_direct(&u, c, t, rels, n, tenant, where)) == 0)
 			*added = n;
 		goto end;
 	}
@@ -592,7 +595,7 @@ int pg_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, size_t 
 	size_t inserted = 0;
 	char find[512];
 	pg_sql(t, FIND_STAGED_RELATION_DUP, find, sizeof(find));
-	if ((rc = insert_staged(&u, c, sql, find, &p, &inserted, "relation", tb, "add_relations")) < 0)
+	if ((rc = insert_staged(&u, c, sql, find, &p, &inserted, "relation", where, "add_relations")) < 0)
 		goto end;
 	if (inserted < n) {
 		/* Left out: a dangling endpoint (or, when skipping, an id already
@@ -607,7 +610,7 @@ int pg_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, size_t 
 			rc = kg_call_error(c, KG_ENOTFOUND,
 			                   "add_relations: relation '%s' (item %zu of the batch): %s entity '%s' not found%s; "
 			                   "nothing of the batch was added: add the entity first",
-			                   x->id, item, src_ok ? "target" : "source", src_ok ? x->target_id : x->source_id, tb);
+			                   x->id, item, src_ok ? "target" : "source", src_ok ? x->target_id : x->source_id, where);
 			goto end;
 		}
 		if (!skip) {

@@ -71,13 +71,7 @@ int pg_traverse(kg_backend *b, kg_call *c, const char *start, const char *relati
 	pg_param_text(&p, c->tenant ? c->tenant : "");
 	pg_param_text(&p, start);
 	pg_param_text(&p, relation_type);
-	char depth_buf[4];
-	uint32_t d = (uint32_t)max_depth;
-	depth_buf[0] = (char)(d >> 24);
-	depth_buf[1] = (char)(d >> 16);
-	depth_buf[2] = (char)(d >> 8);
-	depth_buf[3] = (char)d;
-	pg_param_bytes(&p, depth_buf, 4);
+	pg_param_int4(&p, max_depth);
 	if (max_results)
 		pg_param_int8(&p, max_results > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)max_results);
 	else
@@ -87,8 +81,8 @@ int pg_traverse(kg_backend *b, kg_call *c, const char *start, const char *relati
 		goto cleanup;
 	int rows = PQntuples(r);
 	if (rows == 0) {
-		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s%s%s", start, c->tenant ? " in tenant '" : "",
-		                   c->tenant ? c->tenant : "", c->tenant ? "'" : "");
+		char tb[300];
+		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", start, pg_in_tenant(c, tb, sizeof(tb)));
 		goto cleanup;
 	}
 	ent_idx = malloc((size_t)rows * sizeof(size_t));
@@ -263,7 +257,7 @@ int pg_find_paths(kg_backend *b, kg_call *c, const char *source, const char *tar
 	pg_backend *pb = (pg_backend *)b;
 	pg_use u;
 	const pg_tables *t;
-	char sql[4096], tb[300] = "";
+	char sql[4096], tb[300];
 	size_t *path_n = NULL, *path_e = NULL;
 	kg_path_list *pl = NULL;
 	idx_map ents = { 0 }, rels = { 0 };
@@ -273,19 +267,11 @@ int pg_find_paths(kg_backend *b, kg_call *c, const char *source, const char *tar
 		return rc;
 	if ((rc = pg_tables_for(pb, c, &u, &t)) < 0)
 		goto cleanup;
-	if (c->tenant)
-		snprintf(tb, sizeof(tb), " in tenant '%s'", c->tenant);
 	pg_params p = { 0 };
 	pg_param_text(&p, c->tenant ? c->tenant : "");
 	pg_param_text(&p, source);
 	pg_param_text(&p, target);
-	char depth_buf[4];
-	uint32_t d = (uint32_t)max_depth;
-	depth_buf[0] = (char)(d >> 24);
-	depth_buf[1] = (char)(d >> 16);
-	depth_buf[2] = (char)(d >> 8);
-	depth_buf[3] = (char)d;
-	pg_param_bytes(&p, depth_buf, 4);
+	pg_param_int4(&p, max_depth);
 	if (max_paths)
 		pg_param_int8(&p, max_paths > INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)max_paths);
 	else
@@ -295,12 +281,13 @@ int pg_find_paths(kg_backend *b, kg_call *c, const char *source, const char *tar
 		goto cleanup;
 	int rows = PQntuples(r);
 	int flags = rows ? (int)pg_get_int8(r, 0, F_STEP) : 0;
+	const char *where = pg_in_tenant(c, tb, sizeof(tb));
 	if (!(flags & 2)) {
-		rc = kg_call_error(c, KG_ENOTFOUND, "find_paths: source entity '%s' not found%s", source, tb);
+		rc = kg_call_error(c, KG_ENOTFOUND, "find_paths: source entity '%s' not found%s", source, where);
 		goto cleanup;
 	}
 	if (!(flags & 1)) {
-		rc = kg_call_error(c, KG_ENOTFOUND, "find_paths: target entity '%s' not found%s", target, tb);
+		rc = kg_call_error(c, KG_ENOTFOUND, "find_paths: target entity '%s' not found%s", target, where);
 		goto cleanup;
 	}
 	path_n = malloc(((size_t)max_depth + 2) * sizeof(size_t));

@@ -160,19 +160,14 @@ static int iter_new(pg_backend *pb, kg_call *c, const char *type, int relations,
 	pg_params p = { 0 };
 	pg_param_text(&p, c->tenant ? c->tenant : "");
 	pg_param_text(&p, type);
-	PGresult *r = NULL;
-	if (it->u.in_txn) {
-		/* A savepoint guards the caller's transaction from a failure. */
-		if ((rc = pg_op_begin(&it->u, c, "starting an iterator")) < 0)
-			goto fail;
-		r = PQexecParams(it->u.conn->pg, sql, p.n, NULL, p.v, p.len, p.fmt, 1);
-		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_result_error(it->u.conn, c, r, "starting an iterator");
-		rc = pg_op_end(&it->u, c, rc, "starting an iterator");
-	} else {
-		r = PQexecParams(it->u.conn->pg, sql, p.n, NULL, p.v, p.len, p.fmt, 1);
-		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_result_error(it->u.conn, c, r, "starting an iterator");
-	}
+	/* In the caller's transaction a savepoint guards it from a failure. */
+	if (it->u.in_txn && (rc = pg_op_begin(&it->u, c, "starting an iterator")) < 0)
+		goto fail;
+	PGresult *r = PQexecParams(it->u.conn->pg, sql, p.n, NULL, p.v, p.len, p.fmt, 1);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_result_error(it->u.conn, c, r, "starting an iterator");
 	PQclear(r);
+	if (it->u.in_txn)
+		rc = pg_op_end(&it->u, c, rc, "starting an iterator");
 	if (rc < 0)
 		goto fail;
 	if (it->u.txn) {

@@ -113,6 +113,7 @@ typedef struct pg_params {
 
 void pg_param_text(pg_params *p, const char *s);           /* NULL = SQL NULL */
 void pg_param_bytes(pg_params *p, const void *data, int len); /* bytea; NULL = SQL NULL */
+void pg_param_int4(pg_params *p, int32_t v);
 void pg_param_int8(pg_params *p, int64_t v);
 void pg_param_float8(pg_params *p, double v);
 void pg_param_time(pg_params *p, int64_t us_since_1970);   /* timestamp */
@@ -129,6 +130,9 @@ const char *pg_prepared(kg_pg_conn *k, kg_call *c, const char *sql, int nparams,
 int pg_exec_simple(kg_pg_conn *k, kg_call *c, const char *sql, const char *what);
 /* Maps a failed result (or a NULL one) to a KG_E* code and a message. */
 int pg_result_error(kg_pg_conn *k, kg_call *c, const PGresult *res, const char *what);
+
+/* µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01 (binary timestamps). */
+#define PG_EPOCH_OFFSET_US 946684800000000LL
 
 /* Decoding binary result values. */
 int64_t pg_get_int8(const PGresult *r, int row, int col);
@@ -209,6 +213,10 @@ void pg_tables_free(pg_tables *t);
 /* Renders a statement template: {E} and {R} become the table names, {P}
  * the quoted schema (or nothing) and {D} a "." after it (or nothing). */
 int pg_sql(const pg_tables *t, const char *tmpl, char *buf, size_t cap);
+
+/* For messages: " in tenant 'x'" (written in buf), or "" for the global
+ * namespace. */
+const char *pg_in_tenant(const kg_call *c, char *buf, size_t cap);
 
 /* Sets app.current_tenant_id on the connection when it differs (RLS). */
 int pg_set_tenant(kg_pg_conn *k, kg_call *c, const char *tenant);

@@ -392,14 +392,6 @@ int kg_pg_pool_get_stats(kg_pg_pool *p, kg_pg_pool_stats *out)
 /* Statements kept prepared per connection. */
 #define PG_MAX_PREPARED 1024
 
-static uint64_t sql_hash(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-	return h;
-}
-
 /* The name of the statement prepared for `sql` on this connection, or
  * NULL if it is not prepared yet (then *slot is where it goes). */
 static pg_stmt *stmt_find(kg_pg_conn *k, const char *sql, uint64_t h)
@@ -492,7 +484,7 @@ int pg_result_error(kg_pg_conn *k, kg_call *c, const PGresult *res, const char *
 
 const char *pg_prepared(kg_pg_conn *k, kg_call *c, const char *sql, int nparams, int *rc, const char *what)
 {
-	uint64_t h = sql_hash(sql);
+	uint64_t h = kg_hash_str(sql);
 	pg_stmt *s = stmt_find(k, sql, h);
 	*rc = 0;
 	if (s && s->sql)
@@ -558,9 +550,6 @@ int pg_exec_simple(kg_pg_conn *k, kg_call *c, const char *sql, const char *what)
 /* Parameters and values (binary wire formats)                          */
 /* ------------------------------------------------------------------ */
 
-/* µs between 1970-01-01 and PostgreSQL's epoch 2000-01-01. */
-#define PG_EPOCH_OFFSET_US 946684800000000LL
-
 static void put_be64(char *dst, uint64_t v)
 {
 	for (int i = 7; i >= 0; i--) {
@@ -575,6 +564,12 @@ static uint64_t get_be64(const char *src)
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | (unsigned char)src[i];
 	return v;
+}
+
+static uint32_t get_be32(const char *src)
+{
+	return ((uint32_t)(unsigned char)src[0] << 24) | ((uint32_t)(unsigned char)src[1] << 16) |
+	       ((uint32_t)(unsigned char)src[2] << 8) | (unsigned char)src[3];
 }
 
 void pg_param_text(pg_params *p, const char *s)
@@ -599,6 +594,14 @@ void pg_param_int8(pg_params *p, int64_t v)
 	pg_param_bytes(p, p->buf[p->n], 8);
 }
 
+void pg_param_int4(pg_params *p, int32_t v)
+{
+	uint32_t x = (uint32_t)v;
+	for (int i = 3; i >= 0; i--, x >>= 8)
+		p->buf[p->n][i] = (char)(x & 0xff);
+	pg_param_bytes(p, p->buf[p->n], 4);
+}
+
 void pg_param_float8(pg_params *p, double v)
 {
 	uint64_t bits;
@@ -615,11 +618,8 @@ int64_t pg_get_int8(const PGresult *r, int row, int col)
 		return 0;
 	const char *v = PQgetvalue(r, row, col);
 	int len = PQgetlength(r, row, col);
-	if (len == 4) {
-		uint32_t x = ((uint32_t)(unsigned char)v[0] << 24) | ((uint32_t)(unsigned char)v[1] << 16) |
-		             ((uint32_t)(unsigned char)v[2] << 8) | (unsigned char)v[3];
-		return (int32_t)x;
-	}
+	if (len == 4)
+		return (int32_t)get_be32(v);
 	return len == 8 ? (int64_t)get_be64(v) : 0;
 }
 
@@ -631,8 +631,7 @@ double pg_get_float8(const PGresult *r, int row, int col)
 		return 0;
 	const char *v = PQgetvalue(r, row, col);
 	if (PQgetlength(r, row, col) == 4) {
-		uint32_t x = ((uint32_t)(unsigned char)v[0] << 24) | ((uint32_t)(unsigned char)v[1] << 16) |
-		             ((uint32_t)(unsigned char)v[2] << 8) | (unsigned char)v[3];
+		uint32_t x = get_be32(v);
 		float f;
 		memcpy(&f, &x, 4);
 		return f;

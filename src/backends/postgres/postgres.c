@@ -21,8 +21,7 @@ static pg_backend *PB(kg_backend *b) { return (pg_backend *)b; }
 
 static const char *tenant_key(const kg_call *c) { return c->tenant ? c->tenant : ""; }
 
-/* For messages: " in tenant 'x'" or "" for the global namespace. */
-static const char *in_tenant(const kg_call *c, char *buf, size_t cap)
+const char *pg_in_tenant(const kg_call *c, char *buf, size_t cap)
 {
 	if (!c->tenant)
 		return "";
@@ -381,6 +380,54 @@ static int rows_to_entities(kg_call *c, const PGresult *r, int col0, int skip_nu
 	return 0;
 }
 
+/* The same for relation rows. */
+static int rows_to_relations(kg_call *c, const PGresult *r, int col0, int skip_null_col, kg_relation_list **out)
+{
+	kg_relation_list *l = kg_relation_list_new();
+	if (!l)
+		return kg_call_error(c, KG_ENOMEM, "out of memory");
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (skip_null_col >= 0 && PQgetisnull(r, i, skip_null_col))
+			continue;
+		kg_relation *x = pg_row_relation(r, i, col0, c->tenant);
+		if (!x || kg_relation_list_push(l, x) < 0) {
+			kg_relation_list_free(l);
+			return kg_call_error(c, KG_ENOMEM, "out of memory");
+		}
+	}
+	*out = l;
+	return 0;
+}
+
+/* One entity or (relation != 0) one relation by id; ENOTFOUND if absent. */
+static const char SQL_GET_ENTITY[] = "SELECT " PG_ENT_COLS " FROM {E} WHERE tenant_id = $1 AND id = $2";
+static const char SQL_GET_RELATION[] = "SELECT " PG_REL_COLS " FROM {R} WHERE tenant_id = $1 AND id = $2";
+
+static int get_by_id(pg_backend *pb, kg_call *c, const char *id, int relation, void **out)
+{
+	const char *what = relation ? "get_relation" : "get_entity";
+	pg_use u;
+	const pg_tables *t;
+	char sql[512], tb[300];
+	int rc = call_begin(pb, c, 0, &u, &t);
+	if (rc < 0)
+		return rc;
+	pg_params p = { 0 };
+	pg_param_text(&p, tenant_key(c));
+	pg_param_text(&p, id);
+	pg_sql(t, relation ? SQL_GET_RELATION : SQL_GET_ENTITY, sql, sizeof(sql));
+	PGresult *r = pg_run(&u, c, sql, &p, &rc, what);
+	if (r && PQntuples(r) == 0)
+		rc = kg_call_error(c, KG_ENOTFOUND, "%s '%s' not found%s", relation ? "relation" : "entity", id,
+		                   pg_in_tenant(c, tb, sizeof(tb)));
+	else if (r && !(*out = relation ? (void *)pg_row_relation(r, 0, 0, c->tenant)
+	                                : (void *)pg_row_entity(r, 0, 0, c->tenant)))
+		rc = kg_call_error(c, KG_ENOMEM, "%s: out of memory", what);
+	PQclear(r);
+	pg_use_end(&u);
+	return rc;
+}
+
 /* The embedding as little-endian float32 bytes (NULL when none). */
 static unsigned char *embedding_bytes(const kg_entity *e, unsigned char *stack, size_t cap)
 {
@@ -397,27 +444,12 @@ static unsigned char *embedding_bytes(const kg_entity *e, unsigned char *stack, 
 /* Entities                                                             */
 /* ------------------------------------------------------------------ */
 
-static const char SQL_GET_ENTITY[] = "SELECT " PG_ENT_COLS " FROM {E} WHERE tenant_id = $1 AND id = $2";
-
 static int pg_get_entity(kg_backend *b, kg_call *c, const char *id, kg_entity **out)
 {
-	pg_use u;
-	const pg_tables *t;
-	char sql[512], tb[300];
-	int rc = call_begin(PB(b), c, 0, &u, &t);
-	if (rc < 0)
-		return rc;
-	pg_params p = { 0 };
-	pg_param_text(&p, tenant_key(c));
-	pg_param_text(&p, id);
-	pg_sql(t, SQL_GET_ENTITY, sql, sizeof(sql));
-	PGresult *r = pg_run(&u, c, sql, &p, &rc, "get_entity");
-	if (r && PQntuples(r) == 0)
-		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
-	else if (r && !(*out = pg_row_entity(r, 0, 0, c->tenant)))
-		rc = kg_call_error(c, KG_ENOMEM, "get_entity: out of memory");
-	PQclear(r);
-	pg_use_end(&u);
+	void *e = NULL;
+	int rc = get_by_id(PB(b), c, id, 0, &e);
+	if (rc == 0)
+		*out = e;
 	return rc;
 }
 
@@ -487,7 +519,7 @@ static int pg_update_entity(kg_backend *b, kg_call *c, const kg_entity *e, unsig
 	if (rc == 0 && n == 0)
 		rc = kg_call_error(c, KG_ENOTFOUND,
 		                   "entity '%s' not found%s; add it first, or use kg_upsert_entity to add or replace",
-		                   e->id, in_tenant(c, tb, sizeof(tb)));
+		                   e->id, pg_in_tenant(c, tb, sizeof(tb)));
 	return rc;
 }
 
@@ -502,7 +534,7 @@ int pg_add_entity_one(pg_backend *pb, kg_call *c, const kg_entity *e, unsigned f
 	if (n == 0 && !(flags & KG_BULK_SKIP_EXISTING))
 		return kg_call_error(c, KG_EEXISTS,
 		                     "entity '%s' already exists%s; use kg_update_entity or kg_upsert_entity to replace it",
-		                     e->id, in_tenant(c, tb, sizeof(tb)));
+		                     e->id, pg_in_tenant(c, tb, sizeof(tb)));
 	return 0;
 }
 
@@ -532,7 +564,7 @@ static int pg_delete_entity(kg_backend *b, kg_call *c, const char *id)
 	pg_stmt_call stmts[3] = { { s1, &p }, { s2, &p }, { s3, &p } };
 	rc = pg_batch(&u, c, 3, stmts, res, "delete_entity");
 	if (rc == 0 && PQntuples(res[0]) == 0)
-		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
+		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, pg_in_tenant(c, tb, sizeof(tb)));
 	for (int i = 0; i < 3; i++)
 		PQclear(res[i]);
 	pg_use_end(&u);
@@ -552,27 +584,12 @@ static int pg_add_entities_dispatch(kg_backend *b, kg_call *c, const kg_entity *
 /* Relations                                                            */
 /* ------------------------------------------------------------------ */
 
-static const char SQL_GET_RELATION[] = "SELECT " PG_REL_COLS " FROM {R} WHERE tenant_id = $1 AND id = $2";
-
 static int pg_get_relation(kg_backend *b, kg_call *c, const char *id, kg_relation **out)
 {
-	pg_use u;
-	const pg_tables *t;
-	char sql[512], tb[300];
-	int rc = call_begin(PB(b), c, 0, &u, &t);
-	if (rc < 0)
-		return rc;
-	pg_params p = { 0 };
-	pg_param_text(&p, tenant_key(c));
-	pg_param_text(&p, id);
-	pg_sql(t, SQL_GET_RELATION, sql, sizeof(sql));
-	PGresult *r = pg_run(&u, c, sql, &p, &rc, "get_relation");
-	if (r && PQntuples(r) == 0)
-		rc = kg_call_error(c, KG_ENOTFOUND, "relation '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
-	else if (r && !(*out = pg_row_relation(r, 0, 0, c->tenant)))
-		rc = kg_call_error(c, KG_ENOMEM, "get_relation: out of memory");
-	PQclear(r);
-	pg_use_end(&u);
+	void *x = NULL;
+	int rc = get_by_id(PB(b), c, id, 1, &x);
+	if (rc == 0)
+		*out = x;
 	return rc;
 }
 
@@ -641,7 +658,7 @@ static int write_relation(pg_backend *pb, kg_call *c, const kg_relation *x, int 
 	if (r) {
 		int64_t src = pg_get_int8(r, 0, 0), dst = pg_get_int8(r, 0, 1), written = pg_get_int8(r, 0, 2),
 		        exists = pg_get_int8(r, 0, 3);
-		const char *where = in_tenant(c, tb, sizeof(tb));
+		const char *where = pg_in_tenant(c, tb, sizeof(tb));
 		if (mode == REL_UPDATE && !exists)
 			rc = kg_call_error(c, KG_ENOTFOUND,
 			                   "relation '%s' not found%s; add it first, or use kg_upsert_relation", x->id, where);
@@ -679,7 +696,7 @@ static int pg_add_relations_dispatch(kg_backend *b, kg_call *c, const kg_relatio
 	if (rc == 0 && *added == 0 && !(flags & KG_BULK_SKIP_EXISTING))
 		rc = kg_call_error(c, KG_EEXISTS,
 		                   "relation '%s' already exists%s; use kg_update_relation or kg_upsert_relation to replace it",
-		                   rels->id, in_tenant(c, tb, sizeof(tb)));
+		                   rels->id, pg_in_tenant(c, tb, sizeof(tb)));
 	return rc;
 }
 
@@ -697,7 +714,7 @@ static int pg_delete_relation(kg_backend *b, kg_call *c, const char *id)
 	pg_sql(t, "DELETE FROM {R} WHERE tenant_id = $1 AND id = $2", sql, sizeof(sql));
 	PGresult *r = pg_run(&u, c, sql, &p, &rc, "delete_relation");
 	if (r && strtoul(PQcmdTuples(r), NULL, 10) == 0)
-		rc = kg_call_error(c, KG_ENOTFOUND, "relation '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
+		rc = kg_call_error(c, KG_ENOTFOUND, "relation '%s' not found%s", id, pg_in_tenant(c, tb, sizeof(tb)));
 	PQclear(r);
 	pg_use_end(&u);
 	return rc;
@@ -723,7 +740,6 @@ static int pg_relations_of(kg_backend *b, kg_call *c, const char *id, const char
 	pg_use u;
 	const pg_tables *t;
 	char sql[1024], tb[300];
-	kg_relation_list *l = NULL;
 	int rc = call_begin(PB(b), c, 0, &u, &t);
 	if (rc < 0)
 		return rc;
@@ -733,28 +749,10 @@ static int pg_relations_of(kg_backend *b, kg_call *c, const char *id, const char
 	pg_param_text(&p, relation_type);
 	pg_sql(t, SQL_RELATIONS_OF[dir], sql, sizeof(sql));
 	PGresult *r = pg_run(&u, c, sql, &p, &rc, "relations_of");
-	if (!r)
-		goto cleanup;
-	if (!pg_get_bool(r, 0, 0)) {
-		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
-		goto cleanup;
-	}
-	if (!(l = kg_relation_list_new()))
-		goto oom;
-	for (int i = 0; i < PQntuples(r); i++) {
-		if (PQgetisnull(r, i, 1))
-			continue;
-		kg_relation *x = pg_row_relation(r, i, 1, c->tenant);
-		if (!x || kg_relation_list_push(l, x) < 0)
-			goto oom;
-	}
-	*out = l;
-	l = NULL;
-	goto cleanup;
-oom:
-	rc = kg_call_error(c, KG_ENOMEM, "relations_of: out of memory");
-cleanup:
-	kg_relation_list_free(l);
+	if (r && !pg_get_bool(r, 0, 0))
+		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, pg_in_tenant(c, tb, sizeof(tb)));
+	else if (r)
+		rc = rows_to_relations(c, r, 1, 1, out);
 	PQclear(r);
 	pg_use_end(&u);
 	return rc;
@@ -793,7 +791,7 @@ static int pg_neighbors(kg_backend *b, kg_call *c, const char *id, const char *r
 	pg_sql(t, SQL_NEIGHBORS[dir], sql, sizeof(sql));
 	PGresult *r = pg_run(&u, c, sql, &p, &rc, "neighbors");
 	if (r && !pg_get_bool(r, 0, 0))
-		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, in_tenant(c, tb, sizeof(tb)));
+		rc = kg_call_error(c, KG_ENOTFOUND, "entity '%s' not found%s", id, pg_in_tenant(c, tb, sizeof(tb)));
 	else if (r)
 		rc = rows_to_entities(c, r, 1, 1, out);
 	PQclear(r);
@@ -854,8 +852,10 @@ static int pg_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t
 	int rc = call_begin(PB(b), c, 0, &u, &t);
 	if (rc < 0)
 		return rc;
-	if (!(arr = pg_text_array(ids, n)) || !(g = calloc(1, sizeof(*g))) || !(g->relations = kg_relation_list_new()))
-		goto oom;
+	if (!(arr = pg_text_array(ids, n)) || !(g = calloc(1, sizeof(*g)))) {
+		rc = kg_call_error(c, KG_ENOMEM, "subgraph: out of memory");
+		goto cleanup;
+	}
 	pg_params p = { 0 };
 	pg_param_text(&p, tenant_key(c));
 	pg_param_text(&p, arr);
@@ -864,18 +864,11 @@ static int pg_subgraph(kg_backend *b, kg_call *c, const char *const *ids, size_t
 	pg_stmt_call stmts[2] = { { s1, &p }, { s2, &p } };
 	if ((rc = pg_batch(&u, c, 2, stmts, res, "subgraph")) < 0)
 		goto cleanup;
-	if ((rc = rows_to_entities(c, res[0], 0, -1, &g->entities)) < 0)
+	if ((rc = rows_to_entities(c, res[0], 0, -1, &g->entities)) < 0 ||
+	    (rc = rows_to_relations(c, res[1], 0, -1, &g->relations)) < 0)
 		goto cleanup;
-	for (int i = 0; i < PQntuples(res[1]); i++) {
-		kg_relation *x = pg_row_relation(res[1], i, 0, c->tenant);
-		if (!x || kg_relation_list_push(g->relations, x) < 0)
-			goto oom;
-	}
 	*out = g;
 	g = NULL;
-	goto cleanup;
-oom:
-	rc = kg_call_error(c, KG_ENOMEM, "subgraph: out of memory");
 cleanup:
 	kg_subgraph_free(g);
 	free(arr);
