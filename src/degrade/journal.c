@@ -57,6 +57,8 @@ static uint32_t rec_crc(uint64_t seq, const unsigned char *payload, size_t len)
 	return (uint32_t)c;
 }
 
+/* 0, KG_ECORRUPT if the file ends first (a torn tail), KG_EIO if reading
+ * failed (the bytes may be fine: never treat that as a tail to cut). */
 static int read_full(int fd, void *buf, size_t n, uint64_t off)
 {
 	size_t got = 0;
@@ -64,8 +66,10 @@ static int read_full(int fd, void *buf, size_t n, uint64_t off)
 		ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return -1;
+		if (r < 0)
+			return KG_EIO;
+		if (r == 0)
+			return KG_ECORRUPT;
 		got += (size_t)r;
 	}
 	return 0;
@@ -101,17 +105,20 @@ static int read_record(int fd, uint64_t off, uint64_t end, uint64_t *seq, unsign
 {
 	unsigned char h[DG_HDR];
 	*payload = NULL;
-	if (end - off < DG_HDR || read_full(fd, h, DG_HDR, off) < 0)
-		return KG_EIO;
+	if (end - off < DG_HDR)
+		return KG_ECORRUPT;
+	int rc = read_full(fd, h, DG_HDR, off);
+	if (rc < 0)
+		return rc;
 	uint32_t n = get32(h + 4);
 	if (get32(h) != DG_MAGIC || n > DG_MAX_PAYLOAD || end - off - DG_HDR < n)
 		return KG_ECORRUPT;
 	unsigned char *p = malloc(n ? n : 1);
 	if (!p)
 		return KG_ENOMEM;
-	if (read_full(fd, p, n, off + DG_HDR) < 0) {
+	if ((rc = read_full(fd, p, n, off + DG_HDR)) < 0) {
 		free(p);
-		return KG_EIO;
+		return rc;
 	}
 	uint64_t s = get64(h + 8);
 	if (rec_crc(s, p, n) != get32(h + 16)) {
@@ -211,11 +218,13 @@ int dg_journal_open(dg_journal *j, const char *path, int read_only, int lock, ch
 		unsigned char *p = NULL;
 		int rc = read_record(j->fd, off, size, &seq, &p, &len);
 		free(p);
-		if (rc == KG_ENOMEM) {
+		if (rc == KG_ENOMEM || rc == KG_EIO) {
 			/* Not a torn tail: cutting here would drop acknowledged writes. */
-			snprintf(err, errcap, "out of memory reading journal %s", path);
+			snprintf(err, errcap, "%s reading journal %s at byte %llu; it was left as it is: fix the cause "
+			         "and open it again", rc == KG_EIO ? strerror(errno) : "out of memory", path,
+			         (unsigned long long)off);
 			dg_journal_close(j);
-			return KG_ENOMEM;
+			return rc;
 		}
 		if (rc < 0)
 			break;
