@@ -298,8 +298,11 @@ int pg_find_paths(kg_backend *b, kg_call *c, const char *source, const char *tar
 		int64_t pno = pg_get_int8(r, i, F_PNO);
 		size_t len = 0;
 		for (; i < rows && pg_get_int8(r, i, F_PNO) == pno; i++) {
-			if (len > (size_t)max_depth)
-				break;
+			if (len > (size_t)max_depth) { /* the buffers hold max_depth + 1 nodes */
+				rc = kg_call_error(c, KG_EINTERNAL, "find_paths: the server returned a path longer than "
+				                                    "max_depth %d; please report this", max_depth);
+				goto cleanup;
+			}
 			if (PQgetisnull(r, i, F_ENT)) {
 				rc = kg_call_error(c, KG_ENOTFOUND,
 				                   "find_paths: a relation leads to an entity that does not exist (a row "
