@@ -215,6 +215,14 @@ typedef struct kg_options {
 	int pgvector_fallback;   /* 1: if pgvector is missing, search client-side */
 	const char *read_conninfo; /* optional replica for reads */
 	int read_your_writes;    /* 1: reads inside a transaction go to the primary */
+
+	/* sqlite: where tenants' rows live. "shared" (rows of every tenant in
+	 * entities/relations, tenant_id set) or "tables" (the original's
+	 * "separate schema" mode: tenant T in tenant_<T, - as _>_entities and
+	 * _relations, no tenant_id column; the global namespace stays in
+	 * entities/relations). NULL: "tables" if the file already has such
+	 * tables, else "shared". Also sqlite:PATH?tenancy=tables. */
+	const char *tenancy;
 } kg_options;
 
 #define KG_OPTIONS_INIT { .version = KG_OPTIONS_VERSION }

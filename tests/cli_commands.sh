@@ -68,6 +68,12 @@ expect 5 '' -- "$KG" verify "sqlite:$dir/adv.db" "$db"
 expect 0 'verified' -- "$KG" migrate "sqlite:$dir/adv.db" "sqlite:$dir/adv2.db"
 expect 0 '^equal' -- "$KG" verify "sqlite:$dir/adv.db" "sqlite:$dir/adv2.db"
 expect 0 '' -- "$KG" migrate "sqlite:$dir/adv2.db" "$dir/adv2.json"
+# Into the original's per-tenant layout (tenant t1 -> tenant_t1_* tables) and back.
+expect 0 '3621 entities' -- "$KG" -s "sqlite:$dir/adv.db" --tenant t1 import "$dir/adv.jsonl.gz"
+expect 0 'verified' -- "$KG" migrate "sqlite:$dir/adv.db" "sqlite:$dir/tab.db?tenancy=tables"
+expect 0 '^3621$' -- sqlite3 "$dir/tab.db" "SELECT count(*) FROM tenant_t1_entities"
+expect 0 '^equal' -- "$KG" verify "sqlite:$dir/tab.db" "sqlite:$dir/adv.db"
+expect 3 'tenancy=shared' -- "$KG" -s "sqlite:$dir/adv.db?tenancy=tables" stats
 expect 0 '"entities"' -- head -c 100 "$dir/adv2.json"
 head -c 20000 "$dir/adv.jsonl.gz" >"$dir/cut.jsonl.gz"
 expect 5 'cut\.jsonl\.gz' -- "$KG" -s "sqlite:$dir/adv2.db" import "$dir/cut.jsonl.gz" --tenant t1

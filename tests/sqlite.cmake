@@ -1,8 +1,13 @@
-# The SQLite backend: the conformance suite on a file and in memory, and the
-# SIGKILL durability test (scripts/sqlite-durability-long.sh runs it longer).
+# The SQLite backend: the conformance suite on a file and in memory (both
+# tenant layouts), and the SIGKILL durability test
+# (scripts/sqlite-durability-long.sh runs it longer).
 if(KG_SQLITE_SOURCES)
   add_test(NAME conformance_sqlite_file COMMAND conformance sqlite:${CMAKE_CURRENT_BINARY_DIR}/conformance.db)
   add_test(NAME conformance_sqlite_memory COMMAND conformance sqlite::memory:)
+  # The original's "separate schema" layout: a tenant's rows in tables of its own.
+  add_test(NAME conformance_sqlite_tables
+           COMMAND conformance "sqlite:${CMAKE_CURRENT_BINARY_DIR}/conformance_tables.db?tenancy=tables")
+  add_test(NAME conformance_sqlite_memory_tables COMMAND conformance "sqlite::memory:?tenancy=tables")
 
   add_executable(sqlite_crash sqlite_crash.c)
   target_include_directories(sqlite_crash PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})

@@ -510,11 +510,14 @@ static int apply_param(kg_options *o, char *key, char *val, char *err, size_t er
 		} else if (!strcmp(key, "synchronous")) {
 			o->synchronous = val;
 			return 0;
+		} else if (!strcmp(key, "tenancy")) {
+			o->tenancy = val;
+			return 0;
 		}
 	}
 	snprintf(err, errcap, "URI parameter '%s=%s' is not understood; %s", key, val,
 	         o->backend == KG_BACKEND_MEMORY ? "memory: takes budget=SIZE (e.g. 256MB)"
-	                                         : "sqlite: takes timeout, cache_size, check_same_thread, journal_mode, synchronous");
+	                                         : "sqlite: takes timeout, cache_size, check_same_thread, journal_mode, synchronous, tenancy");
 	return KG_EINVAL;
 }
 

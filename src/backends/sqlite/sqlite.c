@@ -55,15 +55,6 @@ static const char SCHEMA_OWN[] =
 	"source TEXT NOT NULL);"
 	"CREATE UNIQUE INDEX IF NOT EXISTS kgstore_sources_key ON kgstore_sources(kind, id, ifnull(tenant_id, ''));";
 
-#define ENTITY_COLS                                                                                 \
-	"e.rowid, e.id, e.tenant_id, e.entity_type, e.properties, e.embedding, e.created_at, e.updated_at, " \
-	"(SELECT source FROM kgstore_sources s WHERE s.kind = 0 AND s.id = e.id AND ifnull(s.tenant_id, '') = " \
-	"ifnull(e.tenant_id, '')) "
-#define RELATION_COLS                                                                                      \
-	"r.rowid, r.id, r.tenant_id, r.relation_type, r.source_id, r.target_id, r.properties, r.weight, "          \
-	"r.created_at, r.updated_at, (SELECT source FROM kgstore_sources s WHERE s.kind = 1 AND s.id = r.id AND " \
-	"ifnull(s.tenant_id, '') = ifnull(r.tenant_id, '')) "
-
 enum stmt_id {
 	ST_GET_ENTITY,
 	ST_HAS_ENTITY,
@@ -95,7 +86,6 @@ enum stmt_id {
 	ST_CLEAR_RELATIONS,
 	ST_CLEAR_SOURCES,
 	ST_TENANTS,
-	ST_ADJACENCY,
 	ST_BEGIN,
 	ST_COMMIT,
 	ST_ROLLBACK,
@@ -121,102 +111,144 @@ enum stmt_id {
 	ST_FTS_ROWS_BY_ID,
 	ST_FTS_ROWS_TENANT,
 	ST_FTS_CANDIDATES,
+	ST_TENANT_TABLES,
 	ST_COUNT
 };
 
-static const char *const SQL[ST_COUNT] = {
-	[ST_GET_ENTITY] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.id = ?1 AND e.tenant_id IS ?2",
-	[ST_HAS_ENTITY] = "SELECT 1 FROM entities WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_TENANT_HAS_ENTITIES] = "SELECT 1 FROM entities WHERE tenant_id IS ?1 LIMIT 1",
-	[ST_TENANT_HAS_RELATIONS] = "SELECT 1 FROM relations WHERE tenant_id IS ?1 LIMIT 1",
-	[ST_INSERT_ENTITY] = "INSERT INTO entities (id, tenant_id, entity_type, properties, embedding, created_at, "
-	                     "updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-	[ST_UPDATE_ENTITY] = "UPDATE entities SET entity_type = ?3, properties = ?4, embedding = ?5, updated_at = ?6 "
-	                     "WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_DELETE_ENTITY] = "DELETE FROM entities WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_DELETE_ENTITY_RELATIONS] = "DELETE FROM relations WHERE tenant_id IS ?2 AND (source_id = ?1 OR target_id = ?1) "
-	                               "RETURNING id",
-	[ST_GET_RELATION] = "SELECT " RELATION_COLS "FROM relations r WHERE r.id = ?1 AND r.tenant_id IS ?2",
-	[ST_HAS_RELATION] = "SELECT 1 FROM relations WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_INSERT_RELATION] = "INSERT INTO relations (id, tenant_id, relation_type, source_id, target_id, properties, "
-	                       "weight, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-	[ST_UPDATE_RELATION] = "UPDATE relations SET relation_type = ?3, source_id = ?4, target_id = ?5, properties = ?6, "
-	                       "weight = ?7, updated_at = ?8 WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_DELETE_RELATION] = "DELETE FROM relations WHERE id = ?1 AND tenant_id IS ?2",
-	[ST_RELATIONS_OUT] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND r.source_id = ?1 "
-	                     "AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",
-	[ST_RELATIONS_IN] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND r.target_id = ?1 "
-	                    "AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",
-	[ST_RELATIONS_BOTH] = "SELECT " RELATION_COLS "FROM relations r WHERE r.tenant_id IS ?2 AND "
-	                      "(r.source_id = ?1 OR r.target_id = ?1) AND (?3 IS NULL OR r.relation_type = ?3) "
-	                      "ORDER BY r.rowid",
-	[ST_SET_SOURCE] = "INSERT OR REPLACE INTO kgstore_sources (kind, id, tenant_id, source) VALUES (?1, ?2, ?3, ?4)",
-	[ST_DELETE_SOURCE] = "DELETE FROM kgstore_sources WHERE kind = ?1 AND id = ?2 AND ifnull(tenant_id, '') = "
-	                     "ifnull(?3, '')",
-	/* "+tenant_id": before ANALYZE statistics exist the planner would take a
-	 * tenant index and sort every page; the rowid range is the plan wanted. */
-	[ST_ITER_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE +e.tenant_id IS ?1 AND e.rowid > ?2 "
-	                     "ORDER BY e.rowid LIMIT ?3",
-	[ST_ITER_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE +e.tenant_id IS ?1 AND e.rowid > ?2 "
-	                          "AND e.entity_type = ?4 ORDER BY e.rowid LIMIT ?3",
-	[ST_ITER_RELATIONS] = "SELECT " RELATION_COLS "FROM relations r WHERE +r.tenant_id IS ?1 AND r.rowid > ?2 "
-	                      "ORDER BY r.rowid LIMIT ?3",
-	[ST_ITER_RELATIONS_TYPE] = "SELECT " RELATION_COLS "FROM relations r WHERE +r.tenant_id IS ?1 AND r.rowid > ?2 "
-	                           "AND r.relation_type = ?4 ORDER BY r.rowid LIMIT ?3",
-	[ST_LIST_ENTITIES] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 ORDER BY e.rowid "
-	                     "LIMIT ?2 OFFSET ?3",
-	[ST_LIST_ENTITIES_TYPE] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.tenant_id IS ?1 AND e.entity_type = ?4 "
-	                          "ORDER BY e.rowid LIMIT ?2 OFFSET ?3",
-	[ST_STATS_ENTITIES] = "SELECT entity_type, count(*) FROM entities WHERE tenant_id IS ?1 GROUP BY entity_type",
-	[ST_STATS_RELATIONS] = "SELECT relation_type, count(*) FROM relations WHERE tenant_id IS ?1 GROUP BY relation_type",
-	[ST_CLEAR_ENTITIES] = "DELETE FROM entities WHERE tenant_id IS ?1",
-	[ST_CLEAR_RELATIONS] = "DELETE FROM relations WHERE tenant_id IS ?1",
-	[ST_CLEAR_SOURCES] = "DELETE FROM kgstore_sources WHERE ifnull(tenant_id, '') = ifnull(?1, '')",
-	[ST_TENANTS] = "SELECT tenant_id FROM entities WHERE tenant_id IS NOT NULL UNION "
-	               "SELECT tenant_id FROM relations WHERE tenant_id IS NOT NULL ORDER BY 1",
-	[ST_ADJACENCY] = "SELECT rowid, source_id, target_id FROM relations WHERE tenant_id IS ?1",
-	/* Transaction control as cached statements: sqlite3_exec would parse
-	 * them on every call, a measurable part of a single add. */
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SAVEPOINT] = "SAVEPOINT kgcall",
-	[ST_RELEASE] = "RELEASE kgcall",
-	[ST_ROLLBACK_TO] = "ROLLBACK TO kgcall",
-	/* Light rows for path search: ids only, in insertion order. */
-	[ST_IN_SOURCES] = "SELECT source_id FROM relations WHERE tenant_id IS ?2 AND target_id = ?1 ORDER BY rowid",
-	[ST_OUT_TARGETS] = "SELECT rowid, target_id FROM relations WHERE tenant_id IS ?2 AND source_id = ?1 ORDER BY rowid",
-	[ST_RELATION_BY_ROWID] = "SELECT " RELATION_COLS "FROM relations r WHERE r.rowid = ?1",
-	/* Text index (see "Text search" below). */
-	[ST_DATA_VERSION] = "PRAGMA data_version",
-	/* Two subqueries: each keeps SQLite's one-step min/max plan. */
-	[ST_MAX_ROWID] = "SELECT (SELECT max(rowid) FROM entities), (SELECT min(rowid) FROM entities)",
-	[ST_ENTITY_BY_ROWID] = "SELECT " ENTITY_COLS "FROM entities e WHERE e.rowid = ?1",
-	[ST_FTS_EXISTS] = "SELECT count(*) FROM sqlite_master WHERE name IN ('kgstore_fts', 'kgstore_fts_state', "
-	                  "'kgstore_fts_totals')",
-	[ST_FTS_STATE] = "SELECT watermark, docs, hashsum FROM kgstore_fts_state WHERE k = 0",
-	[ST_FTS_SET_STATE] = "UPDATE kgstore_fts_state SET watermark = ?1, docs = ?2, hashsum = ?3 WHERE k = 0",
-	[ST_FTS_INSERT] = "INSERT INTO kgstore_fts (rowid, body) VALUES (?1, ?2)",
-	[ST_FTS_DELETE] = "INSERT INTO kgstore_fts (kgstore_fts, rowid, body) VALUES ('delete', ?1, ?2)",
-	[ST_FTS_TOTALS_ADD] = "INSERT INTO kgstore_fts_totals (tenant, entity_type, docs, tokens) VALUES (?1, ?2, ?3, ?4) "
-	                      "ON CONFLICT (tenant, entity_type) DO UPDATE SET docs = docs + excluded.docs, "
-	                      "tokens = tokens + excluded.tokens",
-	[ST_FTS_TOTALS_PRUNE] = "DELETE FROM kgstore_fts_totals WHERE docs <= 0",
-	[ST_FTS_TOTALS] = "SELECT sum(docs), sum(tokens) FROM kgstore_fts_totals WHERE tenant = ?1 "
-	                  "AND (?2 IS NULL OR entity_type = ?2)",
-	[ST_FTS_ROWS_AFTER] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid > ?1 "
-	                      "ORDER BY rowid",
-	[ST_FTS_ROWS_UPTO] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid <= ?1",
-	[ST_FTS_ROWS_BY_ID] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE id = ?1 "
-	                      "AND tenant_id IS ?2",
-	[ST_FTS_ROWS_TENANT] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE "
-	                       "tenant_id IS ?1 AND rowid <= ?2",
-	/* CROSS JOIN fixes the loop order: without statistics the planner
-	 * would walk the tenant index and probe the index once per row. */
-	[ST_FTS_CANDIDATES] = "SELECT e.rowid, e.id, e.entity_type, e.properties FROM kgstore_fts CROSS JOIN entities e "
-	                      "ON e.rowid = kgstore_fts.rowid WHERE kgstore_fts MATCH ?1 AND e.tenant_id IS ?2 "
-	                      "AND (?3 IS NULL OR e.entity_type = ?3) ORDER BY e.rowid",
-};
+/*
+ * Every statement is written once for both tenant layouts (see "Tenant
+ * tables"): E and R name the entities and relations tables, TIS(col, p) is
+ * the test "row is in the call's tenant", TCOL(col) the tenant column as
+ * read, TC / TV the tenant column and value of an INSERT. In the shared
+ * layout they are the original's tables and tenant_id column; in the
+ * per-tenant layout the tables are placeholders filled in per tenant and
+ * the tenant tests are true ("?2 IS ?2" keeps the parameter numbers, so
+ * one binding code serves both).
+ */
+#define ENTITY_COLS(TCOL)                                                                              \
+	"e.rowid, e.id, " TCOL("e.tenant_id") ", e.entity_type, e.properties, e.embedding, e.created_at, "  \
+	"e.updated_at, (SELECT source FROM kgstore_sources s WHERE s.kind = 0 AND s.id = e.id AND "        \
+	"ifnull(s.tenant_id, '') = ifnull(" TCOL("e.tenant_id") ", '')) "
+#define RELATION_COLS(TCOL)                                                                              \
+	"r.rowid, r.id, " TCOL("r.tenant_id") ", r.relation_type, r.source_id, r.target_id, r.properties, "   \
+	"r.weight, r.created_at, r.updated_at, (SELECT source FROM kgstore_sources s WHERE s.kind = 1 AND "  \
+	"s.id = r.id AND ifnull(s.tenant_id, '') = ifnull(" TCOL("r.tenant_id") ", '')) "
+
+#define TIS_SHARED(col, p) col " IS " p
+#define TCOL_SHARED(col) col
+#define TIS_TABLES(col, p) p " IS " p
+#define TCOL_TABLES(col) "\001T"
+
+#define SQL_STATEMENTS(E, R, TIS, TCOL, TC, TV)                                                                        \
+	{                                                                                                                  \
+		[ST_GET_ENTITY] = "SELECT " ENTITY_COLS(TCOL) "FROM " E " e WHERE e.id = ?1 AND " TIS("e.tenant_id", "?2"),   \
+		[ST_HAS_ENTITY] = "SELECT 1 FROM " E " WHERE id = ?1 AND " TIS("tenant_id", "?2"),                          \
+		[ST_TENANT_HAS_ENTITIES] = "SELECT 1 FROM " E " WHERE " TIS("tenant_id", "?1") " LIMIT 1",                   \
+		[ST_TENANT_HAS_RELATIONS] = "SELECT 1 FROM " R " WHERE " TIS("tenant_id", "?1") " LIMIT 1",                  \
+		[ST_INSERT_ENTITY] = "INSERT INTO " E " (id" TC ", entity_type, properties, embedding, created_at, "          \
+		                     "updated_at) VALUES (?1" TV ", ?3, ?4, ?5, ?6, ?7)",                                     \
+		[ST_UPDATE_ENTITY] = "UPDATE " E " SET entity_type = ?3, properties = ?4, embedding = ?5, updated_at = ?6 "   \
+		                     "WHERE id = ?1 AND " TIS("tenant_id", "?2"),                                             \
+		[ST_DELETE_ENTITY] = "DELETE FROM " E " WHERE id = ?1 AND " TIS("tenant_id", "?2"),                           \
+		[ST_DELETE_ENTITY_RELATIONS] = "DELETE FROM " R " WHERE " TIS("tenant_id", "?2") " AND (source_id = ?1 OR "   \
+		                               "target_id = ?1) RETURNING id",                                                \
+		[ST_GET_RELATION] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE r.id = ?1 AND "                          \
+		                    TIS("r.tenant_id", "?2"),                                                                 \
+		[ST_HAS_RELATION] = "SELECT 1 FROM " R " WHERE id = ?1 AND " TIS("tenant_id", "?2"),                        \
+		[ST_INSERT_RELATION] = "INSERT INTO " R " (id" TC ", relation_type, source_id, target_id, properties, "       \
+		                       "weight, created_at, updated_at) VALUES (?1" TV ", ?3, ?4, ?5, ?6, ?7, ?8, ?9)",       \
+		[ST_UPDATE_RELATION] = "UPDATE " R " SET relation_type = ?3, source_id = ?4, target_id = ?5, "               \
+		                       "properties = ?6, weight = ?7, updated_at = ?8 WHERE id = ?1 AND "                     \
+		                       TIS("tenant_id", "?2"),                                                                \
+		[ST_DELETE_RELATION] = "DELETE FROM " R " WHERE id = ?1 AND " TIS("tenant_id", "?2"),                         \
+		[ST_RELATIONS_OUT] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE " TIS("r.tenant_id", "?2")             \
+		                     " AND r.source_id = ?1 AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",       \
+		[ST_RELATIONS_IN] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE " TIS("r.tenant_id", "?2")              \
+		                    " AND r.target_id = ?1 AND (?3 IS NULL OR r.relation_type = ?3) ORDER BY r.rowid",        \
+		[ST_RELATIONS_BOTH] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE " TIS("r.tenant_id", "?2")            \
+		                      " AND (r.source_id = ?1 OR r.target_id = ?1) AND (?3 IS NULL OR r.relation_type = ?3) " \
+		                      "ORDER BY r.rowid",                                                                     \
+		[ST_SET_SOURCE] = "INSERT OR REPLACE INTO kgstore_sources (kind, id, tenant_id, source) VALUES (?1, ?2, ?3, "  \
+		                  "?4)",                                                                                      \
+		[ST_DELETE_SOURCE] = "DELETE FROM kgstore_sources WHERE kind = ?1 AND id = ?2 AND ifnull(tenant_id, '') = "   \
+		                     "ifnull(?3, '')",                                                                        \
+		/* "+tenant_id": before ANALYZE statistics exist the planner would                                          \
+		 * take a tenant index and sort every page; the rowid range is the                                          \
+		 * plan wanted. */                                                                                           \
+		[ST_ITER_ENTITIES] = "SELECT " ENTITY_COLS(TCOL) "FROM " E " e WHERE " TIS("+e.tenant_id", "?1")              \
+		                     " AND e.rowid > ?2 ORDER BY e.rowid LIMIT ?3",                                           \
+		[ST_ITER_ENTITIES_TYPE] = "SELECT " ENTITY_COLS(TCOL) "FROM " E " e WHERE " TIS("+e.tenant_id", "?1")         \
+		                          " AND e.rowid > ?2 AND e.entity_type = ?4 ORDER BY e.rowid LIMIT ?3",               \
+		[ST_ITER_RELATIONS] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE " TIS("+r.tenant_id", "?1")           \
+		                      " AND r.rowid > ?2 ORDER BY r.rowid LIMIT ?3",                                          \
+		[ST_ITER_RELATIONS_TYPE] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE " TIS("+r.tenant_id", "?1")      \
+		                           " AND r.rowid > ?2 AND r.relation_type = ?4 ORDER BY r.rowid LIMIT ?3",            \
+		[ST_LIST_ENTITIES] = "SELECT " ENTITY_COLS(TCOL) "FROM " E " e WHERE " TIS("e.tenant_id", "?1")               \
+		                     " ORDER BY e.rowid LIMIT ?2 OFFSET ?3",                                                  \
+		[ST_LIST_ENTITIES_TYPE] = "SELECT " ENTITY_COLS(TCOL) "FROM " E " e WHERE " TIS("e.tenant_id", "?1")          \
+		                          " AND e.entity_type = ?4 ORDER BY e.rowid LIMIT ?2 OFFSET ?3",                      \
+		[ST_STATS_ENTITIES] = "SELECT entity_type, count(*) FROM " E " WHERE " TIS("tenant_id", "?1")                 \
+		                      " GROUP BY entity_type",                                                                \
+		[ST_STATS_RELATIONS] = "SELECT relation_type, count(*) FROM " R " WHERE " TIS("tenant_id", "?1")              \
+		                       " GROUP BY relation_type",                                                             \
+		[ST_CLEAR_ENTITIES] = "DELETE FROM " E " WHERE " TIS("tenant_id", "?1"),                                      \
+		[ST_CLEAR_RELATIONS] = "DELETE FROM " R " WHERE " TIS("tenant_id", "?1"),                                     \
+		[ST_CLEAR_SOURCES] = "DELETE FROM kgstore_sources WHERE ifnull(tenant_id, '') = ifnull(?1, '')",               \
+		[ST_TENANTS] = "SELECT tenant_id FROM entities WHERE tenant_id IS NOT NULL UNION "                             \
+		               "SELECT tenant_id FROM relations WHERE tenant_id IS NOT NULL ORDER BY 1",                       \
+		/* Transaction control as cached statements: sqlite3_exec would                                            \
+		 * parse them on every call, a measurable part of a single add. */                                         \
+		[ST_BEGIN] = "BEGIN IMMEDIATE",                                                                                \
+		[ST_COMMIT] = "COMMIT",                                                                                        \
+		[ST_ROLLBACK] = "ROLLBACK",                                                                                    \
+		[ST_SAVEPOINT] = "SAVEPOINT kgcall",                                                                           \
+		[ST_RELEASE] = "RELEASE kgcall",                                                                               \
+		[ST_ROLLBACK_TO] = "ROLLBACK TO kgcall",                                                                       \
+		/* Light rows for path search: ids only, in insertion order. */                                            \
+		[ST_IN_SOURCES] = "SELECT source_id FROM " R " WHERE " TIS("tenant_id", "?2") " AND target_id = ?1 "          \
+		                  "ORDER BY rowid",                                                                           \
+		[ST_OUT_TARGETS] = "SELECT rowid, target_id FROM " R " WHERE " TIS("tenant_id", "?2") " AND source_id = ?1 "  \
+		                   "ORDER BY rowid",                                                                          \
+		[ST_RELATION_BY_ROWID] = "SELECT " RELATION_COLS(TCOL) "FROM " R " r WHERE r.rowid = ?1",                      \
+		/* The text index (see "Text search"), on the shared tables only. */                                       \
+		[ST_DATA_VERSION] = "PRAGMA data_version",                                                                     \
+		/* Two subqueries: each keeps SQLite's one-step min/max plan. */                                             \
+		[ST_MAX_ROWID] = "SELECT (SELECT max(rowid) FROM entities), (SELECT min(rowid) FROM entities)",                \
+		[ST_ENTITY_BY_ROWID] = "SELECT " ENTITY_COLS(TCOL_SHARED) "FROM entities e WHERE e.rowid = ?1",                \
+		[ST_FTS_EXISTS] = "SELECT count(*) FROM sqlite_master WHERE name IN ('kgstore_fts', 'kgstore_fts_state', "    \
+		                  "'kgstore_fts_totals')",                                                                    \
+		[ST_FTS_STATE] = "SELECT watermark, docs, hashsum FROM kgstore_fts_state WHERE k = 0",                         \
+		[ST_FTS_SET_STATE] = "UPDATE kgstore_fts_state SET watermark = ?1, docs = ?2, hashsum = ?3 WHERE k = 0",       \
+		[ST_FTS_INSERT] = "INSERT INTO kgstore_fts (rowid, body) VALUES (?1, ?2)",                                     \
+		[ST_FTS_DELETE] = "INSERT INTO kgstore_fts (kgstore_fts, rowid, body) VALUES ('delete', ?1, ?2)",              \
+		[ST_FTS_TOTALS_ADD] = "INSERT INTO kgstore_fts_totals (tenant, entity_type, docs, tokens) VALUES (?1, ?2, ?3, " \
+		                      "?4) ON CONFLICT (tenant, entity_type) DO UPDATE SET docs = docs + excluded.docs, "    \
+		                      "tokens = tokens + excluded.tokens",                                                    \
+		[ST_FTS_TOTALS_PRUNE] = "DELETE FROM kgstore_fts_totals WHERE docs <= 0",                                     \
+		[ST_FTS_TOTALS] = "SELECT sum(docs), sum(tokens) FROM kgstore_fts_totals WHERE tenant = ?1 "                   \
+		                  "AND (?2 IS NULL OR entity_type = ?2)",                                                     \
+		[ST_FTS_ROWS_AFTER] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid > ?1 "   \
+		                      "ORDER BY rowid",                                                                       \
+		[ST_FTS_ROWS_UPTO] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE rowid <= ?1",   \
+		[ST_FTS_ROWS_BY_ID] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE id = ?1 "      \
+		                      "AND tenant_id IS ?2",                                                                  \
+		[ST_FTS_ROWS_TENANT] = "SELECT rowid, id, tenant_id, entity_type, properties FROM entities WHERE "             \
+		                       "tenant_id IS ?1 AND rowid <= ?2",                                                     \
+		/* CROSS JOIN fixes the loop order: without statistics the planner                                         \
+		 * would walk the tenant index and probe the index once per row. */                                        \
+		[ST_FTS_CANDIDATES] = "SELECT e.rowid, e.id, e.entity_type, e.properties FROM kgstore_fts CROSS JOIN "        \
+		                      "entities e ON e.rowid = kgstore_fts.rowid WHERE kgstore_fts MATCH ?1 AND "             \
+		                      "e.tenant_id IS ?2 AND (?3 IS NULL OR e.entity_type = ?3) ORDER BY e.rowid",            \
+		/* A tenant's tables (?1 entities, ?2 relations) and their CREATE                                          \
+		 * text, which names the tenant that kgstore made them for. */                                             \
+		[ST_TENANT_TABLES] = "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name COLLATE NOCASE "      \
+		                     "IN (?1, ?2, ?3, ?4)",                                                                   \
+	}
+
+static const char *const SQL_SHARED[ST_COUNT] =
+	SQL_STATEMENTS("entities", "relations", TIS_SHARED, TCOL_SHARED, ", tenant_id", ", ?2");
+/* \001E, \001R: the tenant's tables; \001T: the tenant id as a literal. */
+static const char *const SQL_TABLES[ST_COUNT] = SQL_STATEMENTS("\001E", "\001R", TIS_TABLES, TCOL_TABLES, "", "");
 
 /* The text index, kgstore's own tables (the original ignores them):
  * kgstore_fts is a contentless FTS5 table keyed by the entities rowid,
@@ -238,9 +270,13 @@ static const char SCHEMA_FTS[] =
 /* Connections                                                          */
 /* ------------------------------------------------------------------ */
 
+typedef struct tenant_stmts tenant_stmts;
+
 typedef struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
+	tenant_stmts **tn; /* per-tenant statements (tenant tables), most recent first */
+	size_t n_tn;
 } conn;
 
 /* A transaction of kg_begin, or (pinned set) a read snapshot that one
@@ -251,10 +287,17 @@ typedef struct deferred_idx {
 	char *create; /* their CREATE INDEX statements, one script; NULL: none dropped */
 } deferred_idx;
 
+/* A table bulk-loaded inside a transaction (see "Bulk loads"). */
+typedef struct bulk_table {
+	char *table;
+	size_t rows;      /* rows bulk-added so far in this transaction */
+	deferred_idx defer;
+} bulk_table;
+
 typedef struct sq_txn {
 	struct conn *pinned;
-	deferred_idx defer[2]; /* entities, relations: see "Bulk loads" */
-	size_t bulk_rows[2];   /* rows bulk-added so far in this transaction */
+	bulk_table *bulk;
+	size_t n_bulk;
 } sq_txn;
 
 #define MAX_READERS 8
@@ -269,6 +312,8 @@ typedef struct sq_backend {
 	int in_memory;
 	double timeout;
 	int check_same_thread;
+	int tenant_tables;     /* 1: tenants in tables of their own (see "Tenant tables") */
+	unsigned char tabled[ST_COUNT]; /* statement names a tenant's tables */
 	pthread_t owner;
 	conn writer;
 	pthread_mutex_t wlock; /* the writer connection: one call or one transaction */
@@ -332,6 +377,23 @@ static int sq_error(sq_backend *sb, kg_call *c, sqlite3 *db, int src, const char
 	}
 }
 
+/* Empty stand-ins of a tenant's missing tables (see "Tenant tables"). */
+static const char TT_STANDINS[] =
+	"CREATE TEMP TABLE IF NOT EXISTS kgstore_void_entities (id TEXT, entity_type TEXT, properties TEXT, "
+	"embedding BLOB, created_at, updated_at);"
+	"CREATE TEMP TABLE IF NOT EXISTS kgstore_void_relations (id TEXT, relation_type TEXT, source_id TEXT, "
+	"target_id TEXT, properties TEXT, weight REAL, created_at, updated_at);";
+
+/* The empty stand-ins of missing tenant tables (see "Tenant tables"). */
+static int conn_standins(sq_backend *sb, conn *cn, char *err, size_t errcap)
+{
+	int src = sqlite3_exec(cn->db, TT_STANDINS, NULL, NULL, NULL);
+	if (src == SQLITE_OK)
+		return 0;
+	snprintf(err, errcap, "cannot set up a connection to %s: %s", sb->path, sqlite3_errmsg(cn->db));
+	return src == SQLITE_NOMEM ? KG_ENOMEM : KG_EIO;
+}
+
 static int conn_open(sq_backend *sb, conn *cn, int create, char *err, size_t errcap)
 {
 	memset(cn, 0, sizeof(*cn));
@@ -353,22 +415,366 @@ static int conn_open(sq_backend *sb, conn *cn, int create, char *err, size_t err
 	if (!sb->in_memory)
 		sqlite3_exec(cn->db, "PRAGMA mmap_size=" KG_SQ_MMAP_SIZE, NULL, NULL, NULL);
 	sqlite3_extended_result_codes(cn->db, 0);
+	/* Outside any transaction: a rollback would take them away. The
+	 * writer's are made once the layout is known (prepare_database). */
+	if (sb->tenant_tables == 1 && (rc = conn_standins(sb, cn, err, errcap)) < 0) {
+		sqlite3_close(cn->db);
+		cn->db = NULL;
+		return rc;
+	}
 	return 0;
 }
+
+static void tt_free(tenant_stmts *ts);
 
 static void conn_close(conn *cn)
 {
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(cn->st[i]);
+	for (size_t i = 0; i < cn->n_tn; i++)
+		tt_free(cn->tn[i]);
+	free(cn->tn);
 	sqlite3_close(cn->db);
 	memset(cn, 0, sizeof(*cn));
+}
+
+/* ------------------------------------------------------------------ */
+/* Tenant tables                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The original's "separate schema" mode keeps tenant T's rows in tables of
+ * its own, tenant_<T with '-' as '_'>_entities and _relations, the columns
+ * of entities/relations without tenant_id; the global namespace stays in
+ * entities/relations. kgstore reads and writes that layout with the same
+ * statements (SQL_TABLES), prepared per tenant and connection.
+ *
+ * Two tenant ids can name the same tables ("a-b" and "a_b"; "Acme" and
+ * "acme", as SQLite's names ignore case), yet they are two tenants. Tables
+ * kgstore creates carry their tenant id in a comment of their CREATE text
+ * (kept by SQLite in sqlite_master). A tenant whose original name is taken
+ * by another tenant's tables gets tables under a name of kgstore's own,
+ * kgstore_tenant_<id, escaped>_entities / _relations, where the escape
+ * (see tt_names) keeps every id apart; the original does not see those.
+ * Tables the original created have no comment: any id that names them
+ * reads and writes them, as in the original.
+ *
+ * A tenant without tables reads as empty: its statements are prepared on
+ * empty stand-in tables of the connection's temp schema, so reading never
+ * creates anything; the first write creates the tables (CREATE TABLE in
+ * the write's transaction, so a failed write leaves none). While a
+ * tenant's tables are missing, each use looks again in sqlite_master, as
+ * another connection may create them.
+ */
+#define TT_ENTITIES 1u
+#define TT_RELATIONS 2u
+#define TT_BOTH 3u
+#define TT_MAX_CACHED 64 /* tenants with prepared statements per connection */
+#define TT_OWNER_TAG "/* kgstore tenant: "
+#define TT_NAME_MAX 560  /* a table name: "kgstore_tenant_" + 2 x 255 + "_relations" */
+
+struct tenant_stmts {
+	char *tenant;
+	int own_name;  /* tables under kgstore's name (the original's is taken) */
+	unsigned have; /* TT_*: real tables the statements use (else stand-ins) */
+	int fresh;     /* own_name and have known to match the database */
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static int tt_on(const sq_backend *sb, const kg_call *c) { return sb->tenant_tables && c->tenant; }
+
+/* A tenant's table names (buffers of TT_NAME_MAX). The original's:
+ * tenant_<id with '-' as '_'>_entities. kgstore's own: '_' as "_0", '-' as
+ * "_1", an upper-case letter as '_' and the letter in lower case, so that
+ * no two ids (nor two that differ in case) share a name. */
+static void tt_names(const char *tenant, int own_name, char *ent, char *rel)
+{
+	char mid[2 * 255 + 1];
+	size_t n = 0;
+	for (const char *p = tenant; *p && n + 2 < sizeof(mid); p++) {
+		if (!own_name)
+			mid[n++] = *p == '-' ? '_' : *p;
+		else if (*p == '_' || *p == '-')
+			mid[n++] = '_', mid[n++] = *p == '_' ? '0' : '1';
+		else if (*p >= 'A' && *p <= 'Z')
+			mid[n++] = '_', mid[n++] = (char)(*p - 'A' + 'a');
+		else
+			mid[n++] = *p;
+	}
+	mid[n] = '\0';
+	const char *prefix = own_name ? "kgstore_tenant_" : "tenant_";
+	snprintf(ent, TT_NAME_MAX, "%s%s_entities", prefix, mid);
+	snprintf(rel, TT_NAME_MAX, "%s%s_relations", prefix, mid);
+}
+
+static void tt_finalize(tenant_stmts *ts)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(ts->st[i]);
+		ts->st[i] = NULL;
+	}
+}
+
+static void tt_free(tenant_stmts *ts)
+{
+	if (!ts)
+		return;
+	tt_finalize(ts);
+	free(ts->tenant);
+	free(ts);
+}
+
+static int tt_busy(const tenant_stmts *ts)
+{
+	for (int i = 0; i < ST_COUNT; i++)
+		if (ts->st[i] && sqlite3_stmt_busy(ts->st[i]))
+			return 1;
+	return 0;
+}
+
+/* After a rollback of the writer: tables it created may be gone. */
+static void tt_stale(conn *cn)
+{
+	for (size_t i = 0; i < cn->n_tn; i++)
+		cn->tn[i]->fresh = 0;
+}
+
+/* The tenant a table was made for, from its CREATE text: into buf, or ""
+ * for a table without kgstore's tag (made by the original). */
+static void tt_owner(const char *sql, char *buf, size_t cap)
+{
+	const char *tag = sql ? strstr(sql, TT_OWNER_TAG) : NULL;
+	buf[0] = '\0';
+	if (!tag)
+		return;
+	tag += strlen(TT_OWNER_TAG);
+	size_t n = strcspn(tag, " *");
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(buf, tag, n);
+	buf[n] = '\0';
+}
+
+static int tt_has_columns(sq_backend *sb, kg_call *c, conn *cn, const char *table, int relations)
+{
+	static const char *const ecols[] = { "id", "entity_type", "properties", "embedding", "created_at", "updated_at",
+		                                 NULL };
+	static const char *const rcols[] = { "id", "relation_type", "source_id", "target_id", "properties", "weight",
+		                                 "created_at", "updated_at", NULL };
+	const char *const *cols = relations ? rcols : ecols;
+	for (size_t i = 0; cols[i]; i++)
+		if (sqlite3_table_column_metadata(cn->db, "main", table, cols[i], NULL, NULL, NULL, NULL, NULL) != SQLITE_OK)
+			return kg_call_error(c, KG_EINVAL, "table %s of %s has no column %s: it is not a per-tenant table of "
+			                                   "the original schema; rename it, or open with tenancy=shared",
+			                     table, sb->path, cols[i]);
+	return 0;
+}
+
+static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc);
+static int exec(sq_backend *sb, kg_call *c, sqlite3 *db, const char *sql, const char *what);
+
+/* Looks the tenant's tables up and decides which it uses: kgstore's own
+ * name if those exist, else the original's unless another tenant's tag is
+ * on them. Statements prepared on other tables than that are dropped. */
+static int tt_check(sq_backend *sb, kg_call *c, conn *cn, tenant_stmts *ts)
+{
+	char names[4][TT_NAME_MAX]; /* original's entities, relations; kgstore's */
+	tt_names(ts->tenant, 0, names[0], names[1]);
+	tt_names(ts->tenant, 1, names[2], names[3]);
+	int rc = 0;
+	sqlite3_stmt *st = stmt(sb, cn, c, ST_TENANT_TABLES, &rc);
+	if (!st)
+		return rc;
+	for (int i = 0; i < 4; i++)
+		sqlite3_bind_text(st, i + 1, names[i], -1, SQLITE_STATIC);
+	unsigned orig = 0, own = 0;
+	int taken = 0, src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int k = 0;
+		while (k < 3 && sqlite3_stricmp(name, names[k]) != 0)
+			k++;
+		char owner[300];
+		tt_owner((const char *)sqlite3_column_text(st, 1), owner, sizeof(owner));
+		if (k >= 2)
+			own |= k == 2 ? TT_ENTITIES : TT_RELATIONS;
+		else if (owner[0] && strcmp(owner, ts->tenant) != 0)
+			taken = 1;
+		else
+			orig |= k == 0 ? TT_ENTITIES : TT_RELATIONS;
+	}
+	sqlite3_reset(st);
+	if (src != SQLITE_DONE)
+		return sq_error(sb, c, cn->db, src, "looking up a tenant's tables");
+	int own_name = own || taken;
+	unsigned have = own_name ? own : orig;
+	for (int k = 0; k < 2; k++) {
+		unsigned bit = k ? TT_RELATIONS : TT_ENTITIES;
+		if ((have & bit) && !(ts->have & bit) && (rc = tt_has_columns(sb, c, cn, names[2 * own_name + k], k)) < 0)
+			return rc;
+	}
+	if (have != ts->have || own_name != ts->own_name) {
+		tt_finalize(ts);
+		ts->have = have;
+		ts->own_name = own_name;
+	}
+	ts->fresh = 1;
+	return 0;
+}
+
+/* The connection's statement set of the call's tenant, made on first use
+ * (the least recently used one goes when TT_MAX_CACHED are held). */
+static int tt_entry(sq_backend *sb, kg_call *c, conn *cn, tenant_stmts **out)
+{
+	size_t i = 0;
+	while (i < cn->n_tn && strcmp(cn->tn[i]->tenant, c->tenant) != 0)
+		i++;
+	tenant_stmts *ts;
+	if (i < cn->n_tn) {
+		ts = cn->tn[i];
+		memmove(cn->tn + 1, cn->tn, i * sizeof(*cn->tn));
+	} else {
+		if (!cn->tn && !(cn->tn = calloc(TT_MAX_CACHED, sizeof(*cn->tn))))
+			return kg_call_error(c, KG_ENOMEM, "out of memory preparing statements for tenant '%s'", c->tenant);
+		if (cn->n_tn == TT_MAX_CACHED) {
+			size_t victim = cn->n_tn;
+			while (victim > 0 && tt_busy(cn->tn[victim - 1]))
+				victim--;
+			if (victim == 0)
+				return kg_call_error(c, KG_EBUSY, "%d tenants have queries running on one connection; finish "
+				                                  "some iterations first", TT_MAX_CACHED);
+			tt_free(cn->tn[victim - 1]);
+			memmove(cn->tn + victim - 1, cn->tn + victim, (cn->n_tn - victim) * sizeof(*cn->tn));
+			cn->n_tn--;
+		}
+		if (!(ts = calloc(1, sizeof(*ts))) || !(ts->tenant = strdup(c->tenant))) {
+			free(ts);
+			return kg_call_error(c, KG_ENOMEM, "out of memory preparing statements for tenant '%s'", c->tenant);
+		}
+		memmove(cn->tn + 1, cn->tn, cn->n_tn * sizeof(*cn->tn));
+		cn->n_tn++;
+	}
+	cn->tn[0] = ts;
+	int rc = 0;
+	if ((!ts->fresh || ts->have != TT_BOTH) && !tt_busy(ts))
+		rc = tt_check(sb, c, cn, ts);
+	*out = ts;
+	return rc;
+}
+
+/* SQL_TABLES[id] with the tenant's tables and id filled in. Caller frees. */
+static char *tt_expand(const char *tmpl, const tenant_stmts *ts)
+{
+	char names[2][TT_NAME_MAX];
+	tt_names(ts->tenant, ts->own_name, names[0], names[1]);
+	size_t cap = strlen(tmpl) + 1;
+	for (const char *p = tmpl; (p = strchr(p, '\001')); p++)
+		cap += TT_NAME_MAX + 8;
+	char *out = malloc(cap), *o = out;
+	if (!out)
+		return NULL;
+	for (const char *p = tmpl; *p; p++) {
+		if (*p != '\001') {
+			*o++ = *p;
+			continue;
+		}
+		size_t left = cap - (size_t)(o - out);
+		int rel = *++p == 'R';
+		if (*p == 'T')
+			o += snprintf(o, left, "'%s'", ts->tenant);
+		else if (ts->have & (rel ? TT_RELATIONS : TT_ENTITIES))
+			o += snprintf(o, left, "main.\"%s\"", names[rel]);
+		else
+			o += snprintf(o, left, "temp.kgstore_void_%s", rel ? "relations" : "entities");
+	}
+	*o = '\0';
+	return out;
+}
+
+/* stmt() for a statement on a tenant's own tables. */
+static sqlite3_stmt *tt_stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc)
+{
+	tenant_stmts *ts;
+	if ((*rc = tt_entry(sb, c, cn, &ts)) < 0)
+		return NULL;
+	if (!ts->st[id]) {
+		char *sql = tt_expand(SQL_TABLES[id], ts);
+		if (!sql) {
+			*rc = kg_call_error(c, KG_ENOMEM, "out of memory preparing a statement");
+			return NULL;
+		}
+		int src = sqlite3_prepare_v3(cn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &ts->st[id], NULL);
+		free(sql);
+		if (src != SQLITE_OK) {
+			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
+			return NULL;
+		}
+	}
+	sqlite3_reset(ts->st[id]);
+	sqlite3_clear_bindings(ts->st[id]);
+	return ts->st[id];
+}
+
+/* Before a write that may add rows: creates the tenant's tables (and
+ * indexes) when missing, in the write's transaction. */
+static int tt_ensure(sq_backend *sb, kg_call *c)
+{
+	if (!tt_on(sb, c))
+		return 0;
+	tenant_stmts *ts;
+	int rc = tt_entry(sb, c, &sb->writer, &ts);
+	if (rc < 0 || ts->have == TT_BOTH)
+		return rc;
+	char e[TT_NAME_MAX], r[TT_NAME_MAX];
+	tt_names(c->tenant, ts->own_name, e, r);
+	char *sql = sqlite3_mprintf(
+		"CREATE TABLE IF NOT EXISTS main.\"%w\" " TT_OWNER_TAG "%s */ (id TEXT NOT NULL PRIMARY KEY, "
+		"entity_type TEXT NOT NULL, properties TEXT NOT NULL, embedding BLOB, created_at TIMESTAMP DEFAULT "
+		"CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);"
+		"CREATE TABLE IF NOT EXISTS main.\"%w\" " TT_OWNER_TAG "%s */ (id TEXT NOT NULL PRIMARY KEY, "
+		"relation_type TEXT NOT NULL, source_id TEXT NOT NULL, target_id TEXT NOT NULL, properties TEXT NOT NULL, "
+		"weight REAL DEFAULT 1.0, created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT "
+		"CURRENT_TIMESTAMP);"
+		"CREATE INDEX IF NOT EXISTS main.\"idx_%w_type\" ON \"%w\"(entity_type);"
+		"CREATE INDEX IF NOT EXISTS main.\"idx_%w_type\" ON \"%w\"(relation_type);"
+		"CREATE INDEX IF NOT EXISTS main.\"idx_%w_source\" ON \"%w\"(source_id);"
+		"CREATE INDEX IF NOT EXISTS main.\"idx_%w_target\" ON \"%w\"(target_id);",
+		e, c->tenant, r, c->tenant, e, e, r, r, r, r, r, r);
+	if (!sql)
+		return kg_call_error(c, KG_ENOMEM, "out of memory creating the tables of tenant '%s'", c->tenant);
+	rc = exec(sb, c, sb->writer.db, sql, "creating the tenant's tables");
+	sqlite3_free(sql);
+	if (rc < 0)
+		return rc;
+	ts->fresh = 0;
+	return tt_check(sb, c, &sb->writer, ts); /* the tables now there, checked as any */
+}
+
+/* The table of one kind a call's rows go to (into buf, TT_NAME_MAX). */
+static void kind_table(const sq_backend *sb, const kg_call *c, int relations, char *buf)
+{
+	if (!tt_on(sb, c)) {
+		snprintf(buf, TT_NAME_MAX, "%s", relations ? "relations" : "entities");
+		return;
+	}
+	int own_name = 0; /* the writer's entry for the tenant, made by tt_ensure */
+	for (size_t i = 0; i < sb->writer.n_tn; i++)
+		if (strcmp(sb->writer.tn[i]->tenant, c->tenant) == 0)
+			own_name = sb->writer.tn[i]->own_name;
+	char other[TT_NAME_MAX];
+	if (relations)
+		tt_names(c->tenant, own_name, other, buf);
+	else
+		tt_names(c->tenant, own_name, buf, other);
 }
 
 /* A prepared statement of the connection, reset, bindings cleared. */
 static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc)
 {
+	if (sb->tabled[id] && tt_on(sb, c))
+		return tt_stmt(sb, cn, c, id, rc);
 	if (!cn->st[id]) {
-		int src = sqlite3_prepare_v3(cn->db, SQL[id], -1, SQLITE_PREPARE_PERSISTENT, &cn->st[id], NULL);
+		int src = sqlite3_prepare_v3(cn->db, SQL_SHARED[id], -1, SQLITE_PREPARE_PERSISTENT, &cn->st[id], NULL);
 		if (src != SQLITE_OK) {
 			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
 			return NULL;
@@ -563,6 +969,8 @@ static int write_end(sq_backend *sb, kg_call *c, int rc)
 	} else {
 		control_quiet(sb, &sb->writer, ST_ROLLBACK);
 	}
+	if (rc < 0)
+		tt_stale(&sb->writer); /* tables the call created went with it */
 	fts_call_done(sb, c, rc >= 0);
 	writer_release(sb);
 	return rc;
@@ -696,11 +1104,19 @@ static int exists(sq_backend *sb, kg_call *c, conn *cn, enum stmt_id id, const c
  * already refused a batch that repeats an id (without SKIP_EXISTING, which
  * relies on the lookups to skip repeats). Not while a load has dropped the
  * indexes, where the probe itself could scan. */
+static bulk_table *bulk_find(sq_txn *t, const char *table, int add);
+
 static int bulk_into_empty(sq_backend *sb, kg_call *c, int relations, size_t n, unsigned flags)
 {
-	sq_txn *t = c->txn;
-	if (n < 64 || (flags & KG_BULK_SKIP_EXISTING) || (t && t->defer[relations].create))
+	if (n < 64 || (flags & KG_BULK_SKIP_EXISTING))
 		return 0;
+	if (c->txn) {
+		char table[TT_NAME_MAX];
+		kind_table(sb, c, relations, table);
+		bulk_table *bt = bulk_find(c->txn, table, 0);
+		if (bt && bt->defer.create)
+			return 0;
+	}
 	int rc = 0;
 	sqlite3_stmt *st = stmt(sb, &sb->writer, c, relations ? ST_TENANT_HAS_RELATIONS : ST_TENANT_HAS_ENTITIES, &rc);
 	if (!st)
@@ -789,8 +1205,9 @@ static int defer_indexes(sq_backend *sb, kg_call *c, const char *table, size_t n
 {
 	if (n < DEFER_MIN_ROWS || d->create)
 		return 0;
-	char sql[256];
-	snprintf(sql, sizeof sql, "SELECT (SELECT max(rowid) FROM %s) - (SELECT min(rowid) FROM %s) + 1", table, table);
+	char sql[2 * TT_NAME_MAX + 128];
+	snprintf(sql, sizeof sql, "SELECT (SELECT max(rowid) FROM main.\"%s\") - (SELECT min(rowid) FROM main.\"%s\") + 1",
+	         table, table);
 	sqlite3_stmt *st = NULL;
 	int src = sqlite3_prepare_v2(sb->writer.db, sql, -1, &st, NULL);
 	if (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -806,7 +1223,7 @@ static int defer_indexes(sq_backend *sb, kg_call *c, const char *table, size_t n
 	if (src == SQLITE_OK)
 		src = sqlite3_prepare_v2(sb->writer.db,
 		                         "SELECT group_concat(sql, ';'), group_concat('DROP INDEX \"' || replace(name, '\"', "
-		                         "'\"\"') || '\"', ';') FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 "
+		                         "'\"\"') || '\"', ';') FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 COLLATE NOCASE "
 		                         "AND sql IS NOT NULL", -1, &st, NULL);
 	if (src == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
@@ -841,25 +1258,52 @@ static int restore_indexes(sq_backend *sb, kg_call *c, deferred_idx *d)
  * In a transaction the list moves to the transaction once the call has
  * succeeded (see bulk_end), since a failed call's savepoint rollback
  * restores them. */
+/* A transaction's record of a table it bulk-loads; made when `add`. NULL:
+ * none (or out of memory). */
+static bulk_table *bulk_find(sq_txn *t, const char *table, int add)
+{
+	for (size_t i = 0; i < t->n_bulk; i++)
+		if (sqlite3_stricmp(t->bulk[i].table, table) == 0)
+			return &t->bulk[i];
+	if (!add)
+		return NULL;
+	bulk_table *b = realloc(t->bulk, (t->n_bulk + 1) * sizeof(*b));
+	if (!b)
+		return NULL;
+	t->bulk = b;
+	b += t->n_bulk;
+	*b = (bulk_table){ strdup(table), 0, { NULL } };
+	if (!b->table)
+		return NULL;
+	t->n_bulk++;
+	return b;
+}
+
 static int bulk_begin(sq_backend *sb, kg_call *c, int relations, size_t n, deferred_idx *d)
 {
-	sq_txn *t = c->txn;
-	if (t && t->defer[relations].create)
-		return 0; /* already deferred by an earlier call of this transaction */
-	if (t)
-		n = t->bulk_rows[relations] += n;
-	return defer_indexes(sb, c, relations ? "relations" : "entities", n, d);
+	char table[TT_NAME_MAX];
+	kind_table(sb, c, relations, table);
+	if (c->txn) {
+		bulk_table *bt = bulk_find(c->txn, table, 1);
+		if (!bt)
+			return kg_call_error(c, KG_ENOMEM, "out of memory starting a bulk load");
+		if (bt->defer.create)
+			return 0; /* already deferred by an earlier call of this transaction */
+		n = bt->rows += n;
+	}
+	return defer_indexes(sb, c, table, n, d);
 }
 
 static int bulk_end(sq_backend *sb, kg_call *c, int relations, int rc, deferred_idx *d)
 {
-	sq_txn *t = c->txn;
 	if (rc < 0 || !d->create) {
 		deferred_free(d);
 		return rc;
 	}
-	if (t) {
-		t->defer[relations] = *d;
+	if (c->txn) {
+		char table[TT_NAME_MAX];
+		kind_table(sb, c, relations, table);
+		bulk_find(c->txn, table, 0)->defer = *d; /* made by bulk_begin */
 		d->create = NULL;
 		return rc;
 	}
@@ -875,6 +1319,8 @@ static int sq_add_entities(kg_backend *b, kg_call *c, const kg_entity *ents, siz
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
+	if ((rc = tt_ensure(sb, c)) < 0)
+		return write_end(sb, c, rc);
 	int empty = bulk_into_empty(sb, c, 0, n, flags);
 	if (empty < 0)
 		rc = empty;
@@ -940,7 +1386,8 @@ static int sq_update_entity(kg_backend *b, kg_call *c, const kg_entity *e, unsig
 		return rc;
 	sqlite3_int64 *indexed = NULL;
 	size_t n_indexed = 0;
-	if ((rc = fts_before_change(sb, c, ST_FTS_ROWS_BY_ID, e->id, &indexed, &n_indexed)) < 0) {
+	if ((rc = tt_ensure(sb, c)) < 0 ||
+	    (rc = fts_before_change(sb, c, ST_FTS_ROWS_BY_ID, e->id, &indexed, &n_indexed)) < 0) {
 		free(indexed);
 		return write_end(sb, c, rc);
 	}
@@ -1136,7 +1583,8 @@ static int sq_add_relations(kg_backend *b, kg_call *c, const kg_relation *rels, 
 		free(ss.keys);
 		return rc;
 	}
-	int empty = bulk_into_empty(sb, c, 1, n, flags);
+	rc = tt_ensure(sb, c);
+	int empty = rc < 0 ? 0 : bulk_into_empty(sb, c, 1, n, flags);
 	if (empty < 0)
 		rc = empty;
 	if (rc >= 0)
@@ -1194,6 +1642,8 @@ static int sq_update_relation(kg_backend *b, kg_call *c, const kg_relation *r, u
 	int rc = write_begin(sb, c);
 	if (rc < 0)
 		return rc;
+	if ((rc = tt_ensure(sb, c)) < 0)
+		return write_end(sb, c, rc);
 	int have = exists(sb, c, &sb->writer, ST_HAS_RELATION, r->id);
 	if (have < 0)
 		return write_end(sb, c, have);
@@ -1506,54 +1956,116 @@ static int sq_clear(kg_backend *b, kg_call *c)
 	return write_end(sb, c, rc);
 }
 
+typedef struct name_list {
+	char **v;
+	size_t n, cap, bytes;
+} name_list;
+
+/* Adds a copy of `name` unless it is there. 0 or KG_ENOMEM. */
+static int names_add(name_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return KG_ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	if (!(l->v[l->n] = strdup(name)))
+		return KG_ENOMEM;
+	l->bytes += strlen(name) + 1;
+	l->n++;
+	return 0;
+}
+
+static int names_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Tenants with rows in tables of their own: the id from kgstore's tag, or
+ * for the original's tables the name's middle ('-' cannot be told from '_'
+ * there). */
+static int tenant_table_names(sq_backend *sb, kg_call *c, conn *cn, name_list *l)
+{
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(cn->db, "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND "
+	                                     "(name LIKE 'tenant\\_%\\_entities' ESCAPE '\\' OR "
+	                                     "name LIKE 'tenant\\_%\\_relations' ESCAPE '\\' OR "
+	                                     "name LIKE 'kgstore\\_tenant\\_%' ESCAPE '\\')",
+	                             -1, &st, NULL);
+	int rc = 0;
+	while (rc == 0 && st && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		char id[300];
+		tt_owner((const char *)sqlite3_column_text(st, 1), id, sizeof(id));
+		if (!id[0] && sqlite3_strnicmp(name, "kgstore_", 8) == 0)
+			continue; /* not made by kgstore after all */
+		if (!id[0]) {
+			size_t len = strlen(name), suffix = len > 9 && sqlite3_stricmp(name + len - 9, "_entities") == 0 ? 9 : 10;
+			snprintf(id, sizeof(id), "%.*s", (int)(len - 7 - suffix), name + 7);
+		}
+		if (!kg_tenant_id_valid(id))
+			continue;
+		char *sql = sqlite3_mprintf("SELECT 1 FROM main.\"%w\" LIMIT 1", name);
+		sqlite3_stmt *rows = NULL;
+		int r2 = sql ? sqlite3_prepare_v2(cn->db, sql, -1, &rows, NULL) : SQLITE_NOMEM;
+		sqlite3_free(sql);
+		if (r2 == SQLITE_OK)
+			r2 = sqlite3_step(rows);
+		sqlite3_finalize(rows);
+		if (r2 == SQLITE_ROW)
+			rc = names_add(l, id) < 0 ? kg_call_error(c, KG_ENOMEM, "out of memory listing tenants") : 0;
+		else if (r2 != SQLITE_DONE)
+			rc = sq_error(sb, c, cn->db, r2, "listing tenants");
+	}
+	if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW)
+		rc = sq_error(sb, c, cn->db, src, "listing tenants");
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int sq_list_tenants(kg_backend *b, kg_call *c, char ***out, size_t *n)
 {
 	sq_backend *sb = sb_of(b);
 	conn *cn;
-	char **names = NULL;
-	size_t count = 0, cap = 0, bytes = 0;
+	name_list l = { 0 };
 	int rc = reader_acquire(sb, c, &cn);
 	if (rc < 0)
 		return rc;
 	sqlite3_stmt *st = stmt(sb, cn, c, ST_TENANTS, &rc);
 	int src = SQLITE_DONE;
-	while (st && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **p = realloc(names, cap * sizeof(*p));
-			if (!p)
-				break;
-			names = p;
-		}
-		if (!(names[count] = strdup(column_str(st, 0))))
-			break;
-		bytes += strlen(names[count++]) + 1;
-	}
-	if (st && src == SQLITE_ROW)
-		rc = kg_call_error(c, KG_ENOMEM, "out of memory listing tenants");
-	else if (st && src != SQLITE_DONE)
+	while (st && rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+		if (names_add(&l, (const char *)sqlite3_column_text(st, 0)) < 0)
+			rc = kg_call_error(c, KG_ENOMEM, "out of memory listing tenants");
+	if (st && rc == 0 && src != SQLITE_DONE)
 		rc = sq_error(sb, c, cn->db, src, "listing tenants");
 	if (st)
 		sqlite3_reset(st);
+	if (rc == 0 && sb->tenant_tables)
+		rc = tenant_table_names(sb, c, cn, &l);
 	reader_release(sb, c, cn);
 	char **list = NULL;
-	if (rc == 0 && !(list = malloc(count * sizeof(char *) + bytes + 1)))
+	if (rc == 0 && !(list = malloc(l.n * sizeof(char *) + l.bytes + 1)))
 		rc = kg_call_error(c, KG_ENOMEM, "out of memory listing tenants");
-	char *cursor = list ? (char *)(list + count) : NULL;
-	for (size_t i = 0; i < count; i++) {
+	if (rc == 0 && l.n)
+		qsort(l.v, l.n, sizeof(*l.v), names_cmp);
+	char *cursor = list ? (char *)(list + l.n) : NULL;
+	for (size_t i = 0; i < l.n; i++) {
 		if (list) {
-			size_t len = strlen(names[i]) + 1;
-			memcpy(cursor, names[i], len);
+			size_t len = strlen(l.v[i]) + 1;
+			memcpy(cursor, l.v[i], len);
 			list[i] = cursor;
 			cursor += len;
 		}
-		free(names[i]);
+		free(l.v[i]);
 	}
-	free(names);
+	free(l.v);
 	if (rc < 0)
 		return rc;
 	*out = list;
-	*n = count;
+	*n = l.n;
 	return 0;
 }
 
@@ -1600,9 +2112,9 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 	sq_txn *t = txn;
 	if (commit) {
 		/* Indexes dropped for a bulk load are built before the commit. */
-		for (int k = 0; k < 2 && rc >= 0; k++)
-			if (t->defer[k].create)
-				rc = restore_indexes(sb, c, &t->defer[k]);
+		for (size_t k = 0; k < t->n_bulk && rc >= 0; k++)
+			if (t->bulk[k].defer.create)
+				rc = restore_indexes(sb, c, &t->bulk[k].defer);
 		if (rc >= 0)
 			rc = exec(sb, c, sb->writer.db, "COMMIT", "committing the transaction");
 		if (rc < 0)
@@ -1616,13 +2128,18 @@ static int txn_end(kg_backend *b, kg_call *c, void *txn, int commit)
 			sb->fts_trusted = 0;
 	}
 	sb->fts_txn_dirty = 0;
+	if (!commit || rc < 0)
+		tt_stale(&sb->writer);
 	pthread_mutex_lock(&sb->wlock);
 	sb->active_txn = NULL;
 	sb->writer_busy = 0;
 	pthread_cond_broadcast(&sb->wcond);
 	pthread_mutex_unlock(&sb->wlock);
-	deferred_free(&t->defer[0]); /* a rollback restored them */
-	deferred_free(&t->defer[1]);
+	for (size_t k = 0; k < t->n_bulk; k++) {
+		deferred_free(&t->bulk[k].defer); /* a rollback restored them */
+		free(t->bulk[k].table);
+	}
+	free(t->bulk);
 	free(txn);
 	return rc;
 }
@@ -2451,8 +2968,8 @@ static int fts_sync(sq_backend *sb, kg_call *c)
  * waits for the next search; one below it (a reused rowid) is indexed now. */
 static int fts_after_insert(sq_backend *sb, kg_call *c, const kg_entity *e)
 {
-	if (sb->fts_off)
-		return 0;
+	if (sb->fts_off || tt_on(sb, c))
+		return 0; /* the index covers the shared tables only */
 	int rc = fts_refresh(sb, c);
 	if (rc < 0 || !sb->fts_exists)
 		return rc;
@@ -2473,7 +2990,7 @@ static int fts_before_change(sq_backend *sb, kg_call *c, enum stmt_id sel, const
 {
 	*rows = NULL;
 	*n = 0;
-	if (sb->fts_off)
+	if (sb->fts_off || tt_on(sb, c))
 		return 0;
 	int rc = fts_refresh(sb, c);
 	if (rc < 0 || !sb->fts_exists)
@@ -2743,7 +3260,7 @@ static int sq_text_search(kg_backend *b, kg_call *c, const char *query, const ch
 	/* Levenshtein scores tokens that are similar, not equal: an index of
 	 * tokens cannot select its candidates, so it scans (as does a query
 	 * without words, for the core's message). */
-	if (method != KG_TEXT_LEVENSHTEIN && !off) {
+	if (method != KG_TEXT_LEVENSHTEIN && !off && !tt_on(sb, c)) {
 		kg_fts_query q;
 		int rc = kg_fts_query_parse(&q, query), clean = 0;
 		if (rc == KG_ENOMEM) {
@@ -2804,7 +3321,9 @@ static void sq_free(kg_backend *b)
 		free(sb->readers[i]);
 	}
 	if (sb->writer.db) {
-		if (!sb->in_memory)
+		/* Statistics for the planner; never on a file refused at open,
+		 * which is left as it was. */
+		if (!sb->in_memory && sb->base.get_entity)
 			sqlite3_exec(sb->writer.db, "PRAGMA optimize", NULL, NULL, NULL);
 		conn_close(&sb->writer);
 	}
@@ -2839,6 +3358,61 @@ static int name_ok(const char *v)
 		if (!((*v >= 'A' && *v <= 'Z') || (*v >= 'a' && *v <= 'z')))
 			return 0;
 	return 1;
+}
+
+/* 1 if the query's first column of its first row is non-zero, 0 if not,
+ * < 0 (an SQLite code, negated) if it failed. */
+static int query_flag(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_step(st);
+	int flag = src == SQLITE_ROW ? sqlite3_column_int(st, 0) != 0 : -(src ? src : SQLITE_ERROR);
+	sqlite3_finalize(st);
+	return flag;
+}
+
+/* Resolves sb->tenant_tables (-1: not given) from the file: per-tenant
+ * tables mean the per-tenant layout, unless the shared tables hold tenant
+ * rows too, which is refused as ambiguous (as is asking for the per-tenant
+ * layout there: those rows would disappear from view). */
+static int choose_tenancy(sq_backend *sb, int shared_tables, char *err, size_t errcap)
+{
+	sqlite3 *db = sb->writer.db;
+	int own = query_flag(db, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+	                         "(name LIKE 'tenant\\_%\\_entities' ESCAPE '\\' OR "
+	                         "name LIKE 'tenant\\_%\\_relations' ESCAPE '\\' OR "
+	                         "name LIKE 'kgstore\\_tenant\\_%' ESCAPE '\\'))");
+	/* The layout a kgstore opening asked for before (kgstore_meta), so that
+	 * a file opened with tenancy=tables keeps it before any tenant wrote. */
+	if (own == 0 && sb->tenant_tables < 0 &&
+	    query_flag(db, "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'kgstore_meta')") == 1)
+		own = query_flag(db, "SELECT EXISTS (SELECT 1 FROM kgstore_meta WHERE key = 'tenancy' AND "
+		                     "value = 'tables')");
+	int shared = 0;
+	if (own >= 0 && shared_tables && (sb->tenant_tables == 1 || (sb->tenant_tables < 0 && own)))
+		shared = query_flag(db, "SELECT EXISTS (SELECT 1 FROM entities WHERE tenant_id IS NOT NULL) OR "
+		                        "EXISTS (SELECT 1 FROM relations WHERE tenant_id IS NOT NULL)");
+	if (own < 0 || shared < 0) {
+		snprintf(err, errcap, "cannot read the tables of %s (%s); it was not modified", sb->path, sqlite3_errmsg(db));
+		return KG_EIO;
+	}
+	if (shared && sb->tenant_tables == 1) {
+		snprintf(err, errcap, "%s keeps tenants' rows in the shared tables (tenant_id set), but tenancy=tables "
+		         "was asked for, which would hide them; it was not modified. Open it with tenancy=shared, or "
+		         "move the data with kgstore migrate into a new file opened with tenancy=tables", sb->path);
+		return KG_EINVAL;
+	}
+	if (shared && own && sb->tenant_tables < 0) {
+		snprintf(err, errcap, "%s keeps tenants both ways: rows with tenant_id in entities/relations and "
+		         "per-tenant tables (tenant_<id>_entities); it was not modified. Say which to use: "
+		         "?tenancy=shared or ?tenancy=tables", sb->path);
+		return KG_EINVAL;
+	}
+	if (sb->tenant_tables < 0)
+		sb->tenant_tables = own;
+	return 0;
 }
 
 /* Checks an existing file before anything is written to it, then creates
@@ -2881,6 +3455,9 @@ static int prepare_database(sq_backend *sb, char *err, size_t errcap)
 			return KG_EINVAL;
 		}
 	}
+	int rc = choose_tenancy(sb, tables == 2, err, errcap);
+	if (rc < 0)
+		return rc;
 	if (sqlite3_db_readonly(db, "main") == 1) {
 		snprintf(err, errcap, "%s is read-only; check its permissions (kgstore needs to write)", sb->path);
 		return KG_EIO;
@@ -2909,6 +3486,19 @@ static int prepare_database(sq_backend *sb, char *err, size_t errcap)
 		sqlite3_free(emsg);
 		return (src & 0xff) == SQLITE_BUSY ? KG_EBUSY : (src & 0xff) == SQLITE_READONLY ? KG_EIO : KG_EINTERNAL;
 	}
+	if (sb->tenant_tables) {
+		/* Remembered for openings that do not say (choose_tenancy); a
+		 * write only the first time, so opening does not wait for a lock. */
+		if (query_flag(db, "SELECT EXISTS (SELECT 1 FROM kgstore_meta WHERE key = 'tenancy' AND "
+		                   "value = 'tables')") != 1)
+			src = sqlite3_exec(db, "INSERT OR REPLACE INTO kgstore_meta VALUES ('tenancy', 'tables')", NULL, NULL,
+			                   &emsg);
+		if (src == SQLITE_OK) /* after the PRAGMAs: setting temp_store drops temp tables */
+			return conn_standins(sb, &sb->writer, err, errcap);
+		snprintf(err, errcap, "cannot set up %s: %s", sb->path, emsg ? emsg : sqlite3_errstr(src));
+		sqlite3_free(emsg);
+		return (src & 0xff) == SQLITE_BUSY ? KG_EBUSY : KG_EIO;
+	}
 	return 0;
 }
 
@@ -2923,11 +3513,20 @@ int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size
 		         jm, sy);
 		return KG_EINVAL;
 	}
+	int tenancy = !o->tenancy ? -1 : !strcmp(o->tenancy, "shared") ? 0 : !strcmp(o->tenancy, "tables") ? 1 : -2;
+	if (tenancy == -2) {
+		snprintf(err, errcap, "tenancy '%s': use shared (tenants' rows in entities/relations) or tables (the "
+		         "original's per-tenant tables tenant_<id>_entities/_relations)", o->tenancy);
+		return KG_EINVAL;
+	}
 	sq_backend *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
 		snprintf(err, errcap, "out of memory opening %s", path);
 		return KG_ENOMEM;
 	}
+	sb->tenant_tables = tenancy;
+	for (int i = 0; i < ST_COUNT; i++)
+		sb->tabled[i] = strchr(SQL_TABLES[i], '\001') != NULL;
 	pthread_mutex_init(&sb->wlock, NULL);
 	pthread_cond_init(&sb->wcond, NULL);
 	pthread_mutex_init(&sb->pool_lock, NULL);
