@@ -573,6 +573,22 @@ static int tt_has_columns(sq_backend *sb, kg_call *c, conn *cn, const char *tabl
 static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id, int *rc);
 static int exec(sq_backend *sb, kg_call *c, sqlite3 *db, const char *sql, const char *what);
 
+/* The statement in *slot, prepared from `sql` the first time; reset, its
+ * bindings cleared. */
+static sqlite3_stmt *cached(sq_backend *sb, conn *cn, kg_call *c, sqlite3_stmt **slot, const char *sql, int *rc)
+{
+	if (!*slot) {
+		int src = sqlite3_prepare_v3(cn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
+		if (src != SQLITE_OK) {
+			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
+			return NULL;
+		}
+	}
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
 /* Looks the tenant's tables up and decides which it uses: kgstore's own
  * name if those exist, else the original's unless another tenant's tag is
  * on them. Statements prepared on other tables than that are dropped. */
@@ -697,22 +713,16 @@ static sqlite3_stmt *tt_stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id 
 	tenant_stmts *ts;
 	if ((*rc = tt_entry(sb, c, cn, &ts)) < 0)
 		return NULL;
-	if (!ts->st[id]) {
-		char *sql = tt_expand(SQL_TABLES[id], ts);
-		if (!sql) {
-			*rc = kg_call_error(c, KG_ENOMEM, "out of memory preparing a statement");
-			return NULL;
-		}
-		int src = sqlite3_prepare_v3(cn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &ts->st[id], NULL);
-		free(sql);
-		if (src != SQLITE_OK) {
-			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
-			return NULL;
-		}
+	if (ts->st[id])
+		return cached(sb, cn, c, &ts->st[id], NULL, rc);
+	char *sql = tt_expand(SQL_TABLES[id], ts);
+	if (!sql) {
+		*rc = kg_call_error(c, KG_ENOMEM, "out of memory preparing a statement");
+		return NULL;
 	}
-	sqlite3_reset(ts->st[id]);
-	sqlite3_clear_bindings(ts->st[id]);
-	return ts->st[id];
+	sqlite3_stmt *st = cached(sb, cn, c, &ts->st[id], sql, rc);
+	free(sql);
+	return st;
 }
 
 /* Before a write that may add rows: creates the tenant's tables (and
@@ -773,16 +783,7 @@ static sqlite3_stmt *stmt(sq_backend *sb, conn *cn, kg_call *c, enum stmt_id id,
 {
 	if (sb->tabled[id] && tt_on(sb, c))
 		return tt_stmt(sb, cn, c, id, rc);
-	if (!cn->st[id]) {
-		int src = sqlite3_prepare_v3(cn->db, SQL_SHARED[id], -1, SQLITE_PREPARE_PERSISTENT, &cn->st[id], NULL);
-		if (src != SQLITE_OK) {
-			*rc = sq_error(sb, c, cn->db, src, "preparing a statement");
-			return NULL;
-		}
-	}
-	sqlite3_reset(cn->st[id]);
-	sqlite3_clear_bindings(cn->st[id]);
-	return cn->st[id];
+	return cached(sb, cn, c, &cn->st[id], SQL_SHARED[id], rc);
 }
 
 static int check_thread(sq_backend *sb, kg_call *c)
