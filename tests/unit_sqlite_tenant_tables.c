@@ -1262,6 +1262,44 @@ static void test_tables_created_elsewhere(void)
 	remove_db(path);
 }
 
+/* The longest ids (255 characters): three that the original's naming
+ * puts in one table, the two later ones in kgstore's names with every
+ * character escaped, differing in the last one only: three tenants. */
+static void test_longest_ids(void)
+{
+	char path[512];
+	path_of(path, sizeof(path), "long.db");
+	remove_db(path);
+	char ids[3][256];
+	for (int k = 0; k < 3; k++) {
+		memset(ids[k], k ? 'A' : 'a', 254);
+		ids[k][254] = k == 2 ? 'b' : 'B'; /* all three name tenant_aa...b_* */
+		ids[k][255] = '\0';
+	}
+	kg_store *s = NULL, *v = NULL;
+	CHECK_OK(s, open_tenancy(path, "tables", &s));
+	if (!s)
+		return;
+	for (int k = 0; k < 3; k++) { /* 'a'...: the original's name; then kgstore's */
+		CHECK_OK(s, kg_tenant(s, ids[k], &v));
+		CHECK_OK(v, add_e(v, "x", ids[k] + 252, "{}"));
+		kg_close(v);
+	}
+	for (int k = 0; k < 3; k++) {
+		kg_entity *e = NULL;
+		CHECK_OK(s, kg_tenant(s, ids[k], &v));
+		CHECK_OK(v, kg_get_entity(v, "x", &e));
+		CHECK(e && strcmp(e->entity_type, ids[k] + 252) == 0);
+		CHECK(count_entities(v) == 1);
+		kg_entity_free(e);
+		kg_close(v);
+	}
+	kg_close(s);
+	CHECK(plain_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE "
+	                      "'kgstore\\_tenant\\_%' ESCAPE '\\'") == 4);
+	remove_db(path);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "%s/kg-tenant-tables-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -1277,6 +1315,7 @@ int main(void)
 	RUN(test_conflicting_layouts);
 	RUN(test_isolation_and_transactions);
 	RUN(test_tables_created_elsewhere);
+	RUN(test_longest_ids);
 	rmdir(dir);
 	return th_summary("unit_sqlite_tenant_tables");
 }

@@ -489,7 +489,7 @@ static int tt_on(const sq_backend *sb, const kg_call *c) { return sb->tenant_tab
  * no two ids (nor two that differ in case) share a name. */
 static void tt_names(const char *tenant, int own_name, char *ent, char *rel)
 {
-	char mid[2 * 255 + 1];
+	char mid[2 * 256 + 1]; /* every character of a 255-character id escaped */
 	size_t n = 0;
 	for (const char *p = tenant; *p && n + 2 < sizeof(mid); p++) {
 		if (!own_name)
