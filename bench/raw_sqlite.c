@@ -33,7 +33,7 @@ static const char SCHEMA[] =
 	"CREATE INDEX idx_relations_tenant_target ON relations(tenant_id, target_id);";
 
 static const char PRAGMAS[] =
-	"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-64000; PRAGMA temp_store=MEMORY;";
+	"PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-64000;";
 
 static const char SQL_INS_E[] = "INSERT INTO entities (id, tenant_id, entity_type, properties, embedding, "
                                 "created_at, updated_at) VALUES (?1, NULL, ?2, ?3, ?4, ?5, ?5)";
@@ -219,7 +219,7 @@ static void *sq_reader(void *p)
 		return NULL;
 	}
 	if (sqlite3_open_v2(s->path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-	    sqlite3_exec(r->db, "PRAGMA cache_size=-64000; PRAGMA temp_store=MEMORY;", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(r->db, "PRAGMA cache_size=-64000;", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, SQL_GET, -1, &r->get, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, SQL_NEIGHBORS, -1, &r->nb, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(r->db, SQL_PATHS, -1, &r->paths, NULL) != SQLITE_OK ||
