@@ -161,11 +161,14 @@ Targets marked **no** in the table above are open work. What the profiles
   each embedding living in its own record (a pointer chase per row).
 - **SQLite, bulk load at 1M (target 300K rows/s).** The bare prepared loop
   with the original's eight indexes (random text keys) reaches ~70-80K
-  rows/s at N = 1M here. kgstore now drops the secondary indexes for a large
-  load and builds them once before the commit (sqlite.c, "Bulk loads"),
-  which is why it beats the bare loop; 300K rows/s would need fewer indexes
-  than the original's schema has.
-- **SQLite, add_entity x1K, batch insert 10K and get_entity.** The bare
+  rows/s at N = 1M here. kgstore drops the secondary indexes for a large
+  load and builds them once before the commit (sqlite.c, "Bulk loads"), in
+  small sorted runs on worker threads, which is why it beats the bare loop
+  ~2.5-3x (~180-220K rows/s). 300K rows/s leaves 13 s for the 4M rows; the
+  five relation indexes alone take ~6 s to build over 3M rows (sqlite3
+  shell, same settings) and the inserts with their text primary keys most
+  of the rest: it would need fewer indexes than the original's schema has.
+- **SQLite, add_entity x1K and get_entity.** The bare
   loop needs about the same (1,000 commits in WAL mode each write a frame for
   each of 5 b-trees; each read transaction takes 2 fcntl locks on the -shm
   file), so these targets sit at the engine's own floor on this VM.

@@ -152,6 +152,22 @@ static unsigned char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
+/* A new file `name` in the test directory (its path into path), opened
+ * with tenancy=tables. NULL, counted as a failed check, if it cannot be. */
+static kg_store *open_new_tables(const char *name, char *path, size_t cap)
+{
+	kg_store *s = NULL;
+	path_of(path, cap, name);
+	remove_db(path);
+	int rc = open_tenancy(path, "tables", &s);
+	CHECK_OK(s, rc);
+	if (rc != 0) {
+		kg_close(s); /* the handle that carries the message */
+		return NULL;
+	}
+	return s;
+}
+
 static int add_e(kg_store *s, const char *id, const char *type, const char *props)
 {
 	kg_entity e = { .id = id, .entity_type = type, .properties = props };
@@ -317,10 +333,7 @@ static void test_option_values(void)
 static void test_tables_mode_layout(void)
 {
 	char path[512], buf[256];
-	path_of(path, sizeof(path), "layout.db");
-	remove_db(path);
-	kg_store *s = NULL, *v = NULL;
-	CHECK_OK(s, open_tenancy(path, "tables", &s));
+	kg_store *s = open_new_tables("layout.db", path, sizeof(path)), *v = NULL;
 	if (!s)
 		return;
 	CHECK_OK(s, kg_tenant(s, "acme-eu", &v));
@@ -661,10 +674,7 @@ static void test_original_separate_schema(void)
 static void test_no_tables_on_read_or_failure(void)
 {
 	char path[512];
-	path_of(path, sizeof(path), "empty.db");
-	remove_db(path);
-	kg_store *s = NULL, *x = NULL, *y = NULL;
-	CHECK_OK(s, open_tenancy(path, "tables", &s));
+	kg_store *s = open_new_tables("empty.db", path, sizeof(path)), *x = NULL, *y = NULL;
 	if (!s)
 		return;
 	CHECK_OK(s, add_e(s, "g", "T", "{}"));
@@ -850,10 +860,7 @@ static void write_x(kg_store *s, const char *tenant)
 static void test_collisions(void)
 {
 	char path[512];
-	path_of(path, sizeof(path), "collide.db");
-	remove_db(path);
-	kg_store *s = NULL, *v = NULL;
-	CHECK_OK(s, open_tenancy(path, "tables", &s));
+	kg_store *s = open_new_tables("collide.db", path, sizeof(path)), *v = NULL;
 	if (!s)
 		return;
 	const char *ids[] = { "a_b", "a-b", "Acme", "acme", "ACME", "m-n", "m_n" };
@@ -1037,10 +1044,7 @@ static void test_conflicting_layouts(void)
 static void test_isolation_and_transactions(void)
 {
 	char path[512];
-	path_of(path, sizeof(path), "iso.db");
-	remove_db(path);
-	kg_store *s = NULL, *t1 = NULL, *t2 = NULL;
-	CHECK_OK(s, open_tenancy(path, "tables", &s));
+	kg_store *s = open_new_tables("iso.db", path, sizeof(path)), *t1 = NULL, *t2 = NULL;
 	if (!s)
 		return;
 	CHECK_OK(s, kg_tenant(s, "t1", &t1));
