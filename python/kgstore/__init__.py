@@ -544,16 +544,20 @@ class InMemoryGraphStore(GraphStore):
 class SQLiteGraphStore(GraphStore):
     """SQLite store on the original's schema. ``":memory:"`` is an
     in-memory database. ``check_same_thread=True`` pins every call to one
-    worker thread (the one that opened it)."""
+    worker thread (the one that opened it). ``tenancy="tables"`` keeps each
+    tenant in tables of its own (the original's separate-schema mode),
+    ``"shared"`` in the shared tables; left out, the file decides."""
 
     def __init__(self, db_path=":memory:", timeout=None, check_same_thread=False,
-                 journal_mode=None, synchronous=None, cache_size=None, **kwargs):
+                 journal_mode=None, synchronous=None, cache_size=None, tenancy=None, **kwargs):
         super().__init__()
         if kwargs:
             raise TypeError(f"SQLiteGraphStore got unexpected arguments {sorted(kwargs)}")
         self.db_path = os.fspath(db_path)
         self._opts = {"backend": "sqlite", "path": self.db_path,
                       "check_same_thread": bool(check_same_thread)}
+        if tenancy is not None:
+            self._opts["tenancy"] = str(tenancy)
         if timeout is not None:
             self._opts["timeout"] = float(timeout)
         # What is in effect (kgstore's defaults unless given); store.conn

@@ -1303,7 +1303,7 @@ static opt_holder *holder_from_dict(PyObject *d)
 	    holder_str(h, d, "conninfo", &h->o.conninfo) < 0 || holder_str(h, d, "host", &h->o.host) < 0 ||
 	    holder_str(h, d, "user", &h->o.user) < 0 || holder_str(h, d, "password", &h->o.password) < 0 ||
 	    holder_str(h, d, "database", &h->o.database) < 0 || holder_str(h, d, "sslmode", &h->o.sslmode) < 0 ||
-	    holder_str(h, d, "read_conninfo", &h->o.read_conninfo) < 0)
+	    holder_str(h, d, "read_conninfo", &h->o.read_conninfo) < 0 || holder_str(h, d, "tenancy", &h->o.tenancy) < 0)
 		goto fail;
 	double x;
 	int set;

@@ -1,5 +1,5 @@
 """Conformance cases through Python, the same assertions on every backend:
-memory, SQLite (file and :memory:) and PostgreSQL (the tests' own server,
+memory, SQLite (file, :memory: and a file in the per-tenant layout) and PostgreSQL (the tests' own server,
 a fresh database per test). Mirrors tests/conformance.c where the binding
 adds something of its own (types, exceptions, None for not-found,
 datetimes, JSON properties) and checks the original's known weaknesses.
@@ -17,7 +17,7 @@ import kgstore
 from kgstore import (DuplicateError, Entity, InMemoryGraphStore, InvalidInputError, NotFoundError,
                      Path, PostgresGraphStore, Relation, SQLiteGraphStore, TenantContext)
 
-BACKENDS = ["memory", "sqlite_file", "sqlite_memory", "postgres"]
+BACKENDS = ["memory", "sqlite_file", "sqlite_memory", "sqlite_tables", "postgres"]
 _counter = [0]
 
 
@@ -37,6 +37,8 @@ def make_store(request, tmp_path):
             s = SQLiteGraphStore(str(tmp_path / f"g{_counter[0]}.db"))
         elif kind == "sqlite_memory":
             s = SQLiteGraphStore(":memory:")
+        elif kind == "sqlite_tables":  # the original's per-tenant tables
+            s = SQLiteGraphStore(str(tmp_path / f"g{_counter[0]}.db"), tenancy="tables")
         else:
             name = f"kg_conf_{_counter[0]}"
             pg.psql(f"DROP DATABASE IF EXISTS {name}")
@@ -302,6 +304,12 @@ def test_tenants_are_isolated(make_store):
         assert (await s.get_stats(context=a))["entity_count"] == 0
         assert (await s.get_entity("x")) is not None and (await tb.get_entity("z")) is not None
         await s.close()
+        if make_store.kind == "sqlite_tables":  # where the original looks for them
+            import sqlite3
+            db = sqlite3.connect(s.db_path)
+            assert db.execute("SELECT id FROM tenant_beta_co_entities").fetchall() == [("z",)]
+            assert db.execute("SELECT count(*) FROM entities WHERE tenant_id IS NOT NULL").fetchone() == (0,)
+            db.close()
     run(go())
 
 
