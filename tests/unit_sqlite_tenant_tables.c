@@ -17,6 +17,8 @@
  */
 #include <stdio.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1304,6 +1306,120 @@ static void test_longest_ids(void)
 	remove_db(path);
 }
 
+/* Readers on several threads (each on a pooled connection with its own
+ * per-tenant statements) while the writer creates tenants one after the
+ * other: every reader sees each tenant either empty or whole, never an
+ * error, and sees them all at the end. */
+#define RT_TENANTS 40
+#define RT_READERS 3
+
+typedef struct rt_arg {
+	kg_store *s;
+	atomic_int *stop;
+	int errors, torn, reads, whole_at_end;
+	char msg[256];
+} rt_arg;
+
+/* One pass over the tenants; returns how many were whole. */
+static int rt_pass(rt_arg *a)
+{
+	int whole = 0;
+	for (int t = 0; t < RT_TENANTS; t++) {
+		char id[16];
+		snprintf(id, sizeof(id), "rt-%d", t);
+		kg_store *v = NULL;
+		if (kg_tenant(a->s, id, &v) != 0) {
+			a->errors++;
+			kg_close(v);
+			continue;
+		}
+		kg_stats *st = NULL;
+		if (kg_get_stats(v, &st) != 0) {
+			if (!a->errors++)
+				snprintf(a->msg, sizeof(a->msg), "%s", kg_errmsg(v));
+		} else if (st->entity_count == 3 && st->relation_count == 2) {
+			whole++;
+		} else if (st->entity_count != 0 || st->relation_count != 0) {
+			a->torn++;
+		}
+		kg_stats_free(st);
+		kg_close(v);
+		a->reads++;
+	}
+	return whole;
+}
+
+static void *rt_reader(void *p)
+{
+	rt_arg *a = p;
+	while (!atomic_load(a->stop))
+		rt_pass(a);
+	a->whole_at_end = rt_pass(a); /* after the last commit */
+	return NULL;
+}
+
+static void readers_while_tenants_appear(const char *tenancy)
+{
+	char path[512];
+	path_of(path, sizeof(path), "threads.db");
+	remove_db(path);
+	kg_store *s = NULL;
+	int rc = open_tenancy(path, tenancy, &s);
+	CHECK_OK(s, rc);
+	if (rc != 0) {
+		kg_close(s);
+		return;
+	}
+	atomic_int stop;
+	atomic_init(&stop, 0);
+	rt_arg args[RT_READERS];
+	pthread_t th[RT_READERS];
+	for (int i = 0; i < RT_READERS; i++) {
+		args[i] = (rt_arg){ .s = s, .stop = &stop };
+		CHECK(pthread_create(&th[i], NULL, rt_reader, &args[i]) == 0);
+	}
+	for (int t = 0; t < RT_TENANTS; t++) {
+		char id[16];
+		snprintf(id, sizeof(id), "rt-%d", t);
+		kg_store *txn = NULL, *v = NULL;
+		CHECK_OK(s, kg_begin(s, &txn));
+		CHECK_OK(txn, kg_tenant(txn, id, &v));
+		CHECK_OK(v, add_e(v, "a", "T", "{}"));
+		CHECK_OK(v, add_e(v, "b", "T", "{}"));
+		CHECK_OK(v, add_e(v, "c", "T", "{}"));
+		kg_relation r[2] = { KG_RELATION_INIT, KG_RELATION_INIT };
+		r[0].id = "ab", r[0].relation_type = "R", r[0].source_id = "a", r[0].target_id = "b";
+		r[1].id = "bc", r[1].relation_type = "R", r[1].source_id = "b", r[1].target_id = "c";
+		CHECK_OK(v, kg_add_relations(v, r, 2, 0, NULL));
+		kg_close(v);
+		CHECK_OK(txn, kg_commit(txn)); /* frees the handle */
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < RT_READERS; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(args[i].errors == 0);
+		if (args[i].errors)
+			fprintf(stderr, "reader %d: %d errors, first: %s\n", i, args[i].errors, args[i].msg);
+		CHECK(args[i].torn == 0);
+		CHECK(args[i].whole_at_end == RT_TENANTS);
+	}
+	char **ten = NULL;
+	size_t nt = 0;
+	CHECK_OK(s, kg_list_tenants(s, &ten, &nt));
+	CHECK(nt == RT_TENANTS);
+	free(ten);
+	kg_close(s);
+	remove_db(path);
+}
+
+/* Both layouts: the counts of a tenant are read in one snapshot (a commit
+ * between counting entities and relations once gave torn stats). */
+static void test_readers_while_tenants_appear(void)
+{
+	readers_while_tenants_appear("tables");
+	readers_while_tenants_appear("shared");
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "%s/kg-tenant-tables-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -1320,6 +1436,7 @@ int main(void)
 	RUN(test_isolation_and_transactions);
 	RUN(test_tables_created_elsewhere);
 	RUN(test_longest_ids);
+	RUN(test_readers_while_tenants_appear);
 	rmdir(dir);
 	return th_summary("unit_sqlite_tenant_tables");
 }

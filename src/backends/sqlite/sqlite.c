@@ -1918,7 +1918,9 @@ static int sq_list_entities(kg_backend *b, kg_call *c, const char *entity_type, 
 /* Whole store                                                          */
 /* ------------------------------------------------------------------ */
 
-static int sq_stats(kg_backend *b, kg_call *c, kg_stats **out)
+/* The counts, read on one connection (sq_stats runs it in one read
+ * transaction, so entities and relations are counted at the same moment). */
+static int stats_read(kg_backend *b, kg_call *c, kg_stats **out)
 {
 	sq_backend *sb = sb_of(b);
 	conn *cn = NULL;
@@ -2219,6 +2221,11 @@ static int snapshot_end(sq_backend *sb, kg_call *c, snapshot *snap, int rc)
 		rc_ = (expr);                                       \
 		return snapshot_end(sb_, c, &snap_, rc_);           \
 	} while (0)
+
+static int sq_stats(kg_backend *b, kg_call *c, kg_stats **out)
+{
+	IN_SNAPSHOT(b, c, stats_read(b, sc, out));
+}
 
 static int sq_neighbors(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
                         kg_entity_list **out)
