@@ -1709,8 +1709,10 @@ static int sq_delete_relation(kg_backend *b, kg_call *c, const char *id)
 	return write_end(sb, c, set_source(sb, c, 1, id, NULL));
 }
 
-static int sq_relations_of(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
-                           kg_relation_list **out)
+/* The entity's existence and its relations, read on one connection
+ * (sq_relations_of runs it in one read transaction). */
+static int relations_read(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
+                          kg_relation_list **out)
 {
 	sq_backend *sb = sb_of(b);
 	conn *cn;
@@ -2048,7 +2050,9 @@ static int tenant_table_names(sq_backend *sb, kg_call *c, conn *cn, name_list *l
 	return rc;
 }
 
-static int sq_list_tenants(kg_backend *b, kg_call *c, char ***out, size_t *n)
+/* Tenants of the shared tables and of their own tables, read on one
+ * connection (sq_list_tenants runs it in one read transaction). */
+static int tenants_read(kg_backend *b, kg_call *c, char ***out, size_t *n)
 {
 	sq_backend *sb = sb_of(b);
 	conn *cn;
@@ -2225,6 +2229,24 @@ static int snapshot_end(sq_backend *sb, kg_call *c, snapshot *snap, int rc)
 static int sq_stats(kg_backend *b, kg_call *c, kg_stats **out)
 {
 	IN_SNAPSHOT(b, c, stats_read(b, sc, out));
+}
+
+static int sq_relations_of(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
+                           kg_relation_list **out)
+{
+	IN_SNAPSHOT(b, c, relations_read(b, sc, id, relation_type, dir, out));
+}
+
+static int sq_list_tenants(kg_backend *b, kg_call *c, char ***out, size_t *n)
+{
+	IN_SNAPSHOT(b, c, tenants_read(b, sc, out, n));
+}
+
+/* Many gets in one read transaction: one snapshot, and the file locks
+ * taken once instead of once per id. */
+static int sq_get_entities(kg_backend *b, kg_call *c, const char *const *ids, size_t n, kg_entity_list **out)
+{
+	IN_SNAPSHOT(b, c, kg_generic_get_entities(b, sc, ids, n, out));
 }
 
 static int sq_neighbors(kg_backend *b, kg_call *c, const char *id, const char *relation_type, kg_direction dir,
@@ -3610,6 +3632,7 @@ int kg_sqlite_backend_new(const kg_options *o, kg_backend **out, char *err, size
 	b->traverse = sq_traverse;
 	b->find_paths = sq_find_paths;
 	b->subgraph = sq_subgraph;
+	b->get_entities = sq_get_entities;
 	b->text_search = sq_text_search;
 	*out = b;
 	return 0;
