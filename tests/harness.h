@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int th_passed, th_failed;
 static const char *th_current = "";
@@ -54,6 +55,18 @@ static const char *th_current = "";
 		th_current = #fn;                                                   \
 		fn();                                                               \
 	} while (0)
+
+/* Deletes an SQLite database and the files beside it (-wal, -shm,
+ * -journal), so a test starts from no file. */
+static inline void th_remove_sqlite(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	for (int i = 0; i < 4; i++) {
+		char f[4200];
+		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
+		unlink(f);
+	}
+}
 
 static inline int th_summary(const char *suite)
 {

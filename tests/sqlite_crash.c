@@ -45,16 +45,6 @@ static const char *writer_opts;
 static int expect_entities(long k) { return k % 3 == 2 ? BATCH_E / 2 : BATCH_E; }
 static int expect_relations(long k) { return k % 3 == 1 ? 0 : BATCH_R; }
 
-static void remove_db(void)
-{
-	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
-	char f[1024];
-	for (int i = 0; i < 4; i++) {
-		snprintf(f, sizeof(f), "%s%s", db_path, sfx[i]);
-		unlink(f);
-	}
-}
-
 static void die_child(kg_store *s, const char *what, long k)
 {
 	fprintf(stderr, "child: batch %ld: %s failed: %s\n", k, what, s ? kg_errmsg(s) : "");
@@ -279,12 +269,12 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	srand(seed);
 	th_current = "sigkill";
-	remove_db();
+	th_remove_sqlite(db_path);
 	long next = 0;
 	long total_batches = 0, killed_mid = 0;
 	for (int n = 1; n <= kills; n++) {
 		if ((n - 1) % per_file == 0 && n > 1) {
-			remove_db();
+			th_remove_sqlite(db_path);
 			next = 0;
 		}
 		int fds[2];
@@ -334,6 +324,6 @@ int main(int argc, char **argv)
 	}
 	printf("sqlite_crash: %ld batches committed across the kills; %ld kills fell between a commit and its report\n",
 	       total_batches, killed_mid);
-	remove_db();
+	th_remove_sqlite(db_path);
 	return th_summary("sqlite_crash");
 }

@@ -22,16 +22,6 @@
 
 static char path[512], uri[600];
 
-static void remove_db(void)
-{
-	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
-	char f[600];
-	for (int i = 0; i < 4; i++) {
-		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
-		unlink(f);
-	}
-}
-
 /* The file's index definitions, one string (plain SQL, its own connection). */
 static char *index_sql(void)
 {
@@ -132,7 +122,7 @@ static int load(kg_store *txn)
 
 static void test_commit_keeps_indexes(void)
 {
-	remove_db();
+	th_remove_sqlite(path);
 	kg_store *s = NULL, *txn = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	char *before = index_sql();
@@ -168,7 +158,7 @@ static void test_commit_keeps_indexes(void)
 
 static void test_rollback_keeps_indexes(void)
 {
-	remove_db();
+	th_remove_sqlite(path);
 	kg_store *s = NULL, *txn = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	char *before = index_sql();
@@ -198,7 +188,7 @@ static void test_rollback_keeps_indexes(void)
 /* A writer killed after the indexes were dropped, before the commit. */
 static void test_killed_mid_load(void)
 {
-	remove_db();
+	th_remove_sqlite(path);
 	kg_store *s = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	char *before = index_sql();
@@ -242,7 +232,7 @@ static void test_killed_mid_load(void)
  * duplicates in. */
 static void test_empty_tenant_repeats(void)
 {
-	remove_db();
+	th_remove_sqlite(path);
 	kg_store *s = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	enum { N = 200 };
@@ -277,6 +267,6 @@ int main(void)
 	RUN(test_rollback_keeps_indexes);
 	RUN(test_killed_mid_load);
 	RUN(test_empty_tenant_repeats);
-	remove_db();
+	th_remove_sqlite(path);
 	return th_summary("unit_sqlite_bulk");
 }

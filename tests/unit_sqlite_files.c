@@ -22,16 +22,6 @@ static void path_of(char *buf, size_t cap, const char *name)
 	snprintf(buf, cap, "%s/%s", dir, name);
 }
 
-static void remove_db(const char *path)
-{
-	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
-	char f[600];
-	for (int i = 0; i < 4; i++) {
-		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
-		unlink(f);
-	}
-}
-
 static int open_path(const char *path, kg_store **s)
 {
 	char uri[600];
@@ -59,7 +49,7 @@ static void test_reads_original_file(void)
 {
 	char path[512];
 	path_of(path, sizeof(path), "original.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	sqlite3 *db = NULL;
 	CHECK(sqlite3_open(path, &db) == SQLITE_OK);
 	CHECK(sqlite3_exec(db, ORIGINAL_DDL, NULL, NULL, NULL) == SQLITE_OK);
@@ -105,7 +95,7 @@ static void test_reads_original_file(void)
 	CHECK(sqlite3_column_int(st, 3) == 1);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 static int file_equals(const char *path, const char *content, size_t len)
@@ -136,7 +126,7 @@ static void test_bad_files(void)
 
 	/* Another program's database. */
 	path_of(path, sizeof(path), "other.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	sqlite3 *db = NULL;
 	sqlite3_open(path, &db);
 	sqlite3_exec(db, "CREATE TABLE entities (name TEXT); CREATE TABLE relations (a, b);", NULL, NULL, NULL);
@@ -148,19 +138,19 @@ static void test_bad_files(void)
 	kg_close(s);
 	stat(path, &after);
 	CHECK(before.st_size == after.st_size && before.st_mtime == after.st_mtime);
-	remove_db(path);
+	th_remove_sqlite(path);
 
 	/* A read-only file (as root, permissions do not stop writes: skip). */
 	if (geteuid() != 0) {
 		path_of(path, sizeof(path), "ro.db");
-		remove_db(path);
+		th_remove_sqlite(path);
 		CHECK_OK(s, open_path(path, &s));
 		kg_close(s);
 		chmod(path, 0444);
 		CHECK_RC(s, open_path(path, &s), KG_EIO);
 		kg_close(s);
 		chmod(path, 0644);
-		remove_db(path);
+		th_remove_sqlite(path);
 	}
 }
 
@@ -168,7 +158,7 @@ static void test_second_process_busy(void)
 {
 	char path[512], uri[600];
 	path_of(path, sizeof(path), "busy.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	snprintf(uri, sizeof(uri), "sqlite:%s?timeout=0.3", path);
 	kg_store *s = NULL, *t = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
@@ -207,7 +197,7 @@ static void test_second_process_busy(void)
 	CHECK_OK(s, kg_get_entity(s, "theirs", &got)); /* another process's write is seen */
 	kg_entity_free(got);
 	kg_close(s);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 int main(void)

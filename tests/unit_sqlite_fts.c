@@ -28,16 +28,6 @@
 static char db[512];
 static int round_no; /* keeps ids of repeated loads apart */
 
-static void remove_db(void)
-{
-	const char *sfx[] = { "", "-wal", "-shm" };
-	char f[600];
-	for (int i = 0; i < 3; i++) {
-		snprintf(f, sizeof(f), "%s%s", db, sfx[i]);
-		unlink(f);
-	}
-}
-
 static unsigned long long rng = 20261125;
 static unsigned next_rand(void)
 {
@@ -113,7 +103,9 @@ static kg_store *tenant_of(kg_store *s, const char *tenant, kg_store **view)
 	return *view;
 }
 
-static void add_random(pair *p, const char *tenant, const char *id)
+/* A random entity written to both stores: added, or (upsert) replacing
+ * the one with that id. */
+static void write_random(pair *p, const char *tenant, const char *id, int upsert)
 {
 	char props[1500];
 	random_props(props, sizeof(props));
@@ -123,33 +115,17 @@ static void add_random(pair *p, const char *tenant, const char *id)
 	e.properties = props;
 	kg_store *v1, *v2;
 	kg_store *a = tenant_of(p->fts, tenant, &v1);
-	CHECK_OK(a, kg_add_entity(a, &e));
+	CHECK_OK(a, upsert ? kg_upsert_entity(a, &e) : kg_add_entity(a, &e));
 	if (!p->shared) {
 		kg_store *b = tenant_of(p->gen, tenant, &v2);
-		CHECK_OK(b, kg_add_entity(b, &e));
+		CHECK_OK(b, upsert ? kg_upsert_entity(b, &e) : kg_add_entity(b, &e));
 		kg_close(v2);
 	}
 	kg_close(v1);
 }
 
-static void upsert_random(pair *p, const char *tenant, const char *id)
-{
-	char props[1500];
-	random_props(props, sizeof(props));
-	kg_entity e = KG_ENTITY_INIT;
-	e.id = id;
-	e.entity_type = TYPES[next_rand() % 3];
-	e.properties = props;
-	kg_store *v1, *v2;
-	kg_store *a = tenant_of(p->fts, tenant, &v1);
-	CHECK_OK(a, kg_upsert_entity(a, &e));
-	if (!p->shared) {
-		kg_store *b = tenant_of(p->gen, tenant, &v2);
-		CHECK_OK(b, kg_upsert_entity(b, &e));
-		kg_close(v2);
-	}
-	kg_close(v1);
-}
+static void add_random(pair *p, const char *tenant, const char *id) { write_random(p, tenant, id, 0); }
+static void upsert_random(pair *p, const char *tenant, const char *id) { write_random(p, tenant, id, 1); }
 
 static void delete_one(pair *p, const char *tenant, const char *id)
 {
@@ -443,7 +419,7 @@ static void test_file(void)
 {
 	char uri[600];
 	snprintf(uri, sizeof(uri), "sqlite:%s", db);
-	remove_db();
+	th_remove_sqlite(db);
 	pair p = { .shared = 1, .name = "file" };
 	CHECK_OK(NULL, kg_open(uri, &p.fts));
 	CHECK_OK(NULL, open_generic(&p.gen));
@@ -620,6 +596,6 @@ int main(void)
 	RUN(test_no_words);
 	RUN(test_memory);
 	RUN(test_file);
-	remove_db();
+	th_remove_sqlite(db);
 	return th_summary("unit_sqlite_fts");
 }

@@ -17,16 +17,6 @@
 
 static char db[512];
 
-static void remove_db(void)
-{
-	const char *sfx[] = { "", "-wal", "-shm" };
-	char f[600];
-	for (int i = 0; i < 3; i++) {
-		snprintf(f, sizeof(f), "%s%s", db, sfx[i]);
-		unlink(f);
-	}
-}
-
 static unsigned long long rng = 12345;
 static unsigned next_rand(void)
 {
@@ -138,7 +128,7 @@ static void test_same_as_generic(void)
 {
 	char uri[600];
 	snprintf(uri, sizeof(uri), "sqlite:%s", db);
-	remove_db();
+	th_remove_sqlite(db);
 	kg_store *sq = NULL, *gen = NULL, *tsq = NULL, *tgen = NULL;
 	CHECK_OK(sq, kg_open(uri, &sq));
 	CHECK_OK(gen, open_generic(&gen));
@@ -170,7 +160,7 @@ static void test_same_as_generic(void)
 	kg_close(tgen);
 	kg_close(sq);
 	kg_close(gen);
-	remove_db();
+	th_remove_sqlite(db);
 }
 
 /* Another process adds an edge between two searches: the second sees it. */
@@ -178,7 +168,7 @@ static void test_other_process_writes(void)
 {
 	char uri[600];
 	snprintf(uri, sizeof(uri), "sqlite:%s", db);
-	remove_db();
+	th_remove_sqlite(db);
 	kg_store *s = NULL;
 	CHECK_OK(s, kg_open(uri, &s));
 	const char *ids[] = { "a", "b", "c" };
@@ -219,7 +209,7 @@ static void test_other_process_writes(void)
 	CHECK(l && l->count == 1 && l->items[0].n_nodes == 3);
 	kg_path_list_free(l);
 	kg_close(s);
-	remove_db();
+	th_remove_sqlite(db);
 }
 
 int main(void)

@@ -36,16 +36,6 @@ static void path_of(char *buf, size_t cap, const char *name)
 	snprintf(buf, cap, "%s/%s", dir, name);
 }
 
-static void remove_db(const char *path)
-{
-	const char *sfx[] = { "", "-wal", "-shm", "-journal" };
-	char f[600];
-	for (int i = 0; i < 4; i++) {
-		snprintf(f, sizeof(f), "%s%s", path, sfx[i]);
-		unlink(f);
-	}
-}
-
 static int file_exists(const char *path)
 {
 	struct stat st;
@@ -161,7 +151,7 @@ static kg_store *open_new_tables(const char *name, char *path, size_t cap)
 {
 	kg_store *s = NULL;
 	path_of(path, cap, name);
-	remove_db(path);
+	th_remove_sqlite(path);
 	int rc = open_tenancy(path, "tables", &s);
 	CHECK_OK(s, rc);
 	if (rc != 0) {
@@ -259,7 +249,7 @@ static void test_option_values(void)
 	char path[512];
 	kg_store *s = NULL;
 	path_of(path, sizeof(path), "opt.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 
 	CHECK_RC(s, open_tenancy(path, "schema", &s), KG_EINVAL);
 	CHECK(s != NULL);
@@ -298,7 +288,7 @@ static void test_option_values(void)
 	kg_close(s);
 	s = NULL;
 	CHECK(table_exists(path, "tenant_opt_entities"));
-	remove_db(path);
+	th_remove_sqlite(path);
 
 	o.tenancy = "shared";
 	CHECK_OK(s, kg_open_options(&o, &s));
@@ -312,7 +302,7 @@ static void test_option_values(void)
 	s = NULL;
 	CHECK(tenant_objects(path, "opt") == 0);
 	CHECK(plain_int(path, "SELECT count(*) FROM entities WHERE tenant_id = 'opt'") == 1);
-	remove_db(path);
+	th_remove_sqlite(path);
 
 	/* In-memory SQLite takes it too. */
 	CHECK_OK(s, kg_open("sqlite::memory:?tenancy=tables", &s));
@@ -429,7 +419,7 @@ static void test_tables_mode_layout(void)
 		kg_close(s);
 		CHECK(plain_int(path, "SELECT count(*) FROM tenant_acme_eu_entities") == 3);
 	}
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* 3. A file of the original in separate-schema mode, read as it is. */
@@ -437,7 +427,7 @@ static void test_original_separate_schema(void)
 {
 	char path[512], buf[256];
 	path_of(path, sizeof(path), "separate.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	CHECK(plain_exec(path, ORIGINAL_DDL) == SQLITE_OK);
 	CHECK(plain_exec(path, ORIGINAL_T1_TABLES) == SQLITE_OK);
 
@@ -669,7 +659,7 @@ static void test_original_separate_schema(void)
 	/* The original's tables keep their shape. */
 	CHECK(plain_int(path, "SELECT count(*) FROM pragma_table_info('tenant_t1_entities') WHERE name = 'tenant_id'") ==
 	      0);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* 4. Reading a tenant that has no tables creates none; nor does a failed
@@ -802,7 +792,7 @@ static void test_no_tables_on_read_or_failure(void)
 		free(ten);
 		kg_close(s);
 	}
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* Tenant `tenant` of s holds exactly the entity "x" with property
@@ -932,7 +922,7 @@ static void test_collisions(void)
 	}
 	CHECK(plain_int(path, "SELECT count(*) FROM kgstore_tenant_a_1b_entities") == 2);
 	CHECK(plain_int(path, "SELECT count(*) FROM tenant_a_b_entities") == 1);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* Opens `path` with `tenancy` expecting KG_EINVAL and the file unchanged;
@@ -959,7 +949,7 @@ static void test_conflicting_layouts(void)
 	path_of(path, sizeof(path), "conflict.db");
 
 	/* (a) tables asked for, the shared table holds tenant rows. */
-	remove_db(path);
+	th_remove_sqlite(path);
 	CHECK(plain_exec(path, ORIGINAL_DDL) == SQLITE_OK);
 	CHECK(plain_exec(path, SHARED_T1_ROWS) == SQLITE_OK);
 	check_open_refused(path, "tables", msg, sizeof(msg));
@@ -977,7 +967,7 @@ static void test_conflicting_layouts(void)
 	}
 
 	/* (b) both layouts in one file, tenancy not given. */
-	remove_db(path);
+	th_remove_sqlite(path);
 	CHECK(plain_exec(path, ORIGINAL_DDL) == SQLITE_OK);
 	CHECK(plain_exec(path, SHARED_T1_ROWS) == SQLITE_OK);
 	CHECK(plain_exec(path, ORIGINAL_T1_TABLES) == SQLITE_OK);
@@ -1004,7 +994,7 @@ static void test_conflicting_layouts(void)
 
 	/* tenancy=shared on a separate-schema file: opens, ignores the tables,
 	 * writes go into the shared tables, the tenant tables stay as they were. */
-	remove_db(path);
+	th_remove_sqlite(path);
 	CHECK(plain_exec(path, ORIGINAL_DDL) == SQLITE_OK);
 	CHECK(plain_exec(path, ORIGINAL_T1_TABLES) == SQLITE_OK);
 	s = NULL;
@@ -1030,7 +1020,7 @@ static void test_conflicting_layouts(void)
 	check_open_refused(path, NULL, msg, sizeof(msg));
 
 	/* tables on an original file with global rows only is fine. */
-	remove_db(path);
+	th_remove_sqlite(path);
 	CHECK(plain_exec(path, ORIGINAL_DDL) == SQLITE_OK);
 	s = NULL;
 	CHECK_OK(s, open_tenancy(path, "tables", &s));
@@ -1040,7 +1030,7 @@ static void test_conflicting_layouts(void)
 		kg_entity_free(e);
 		kg_close(s);
 	}
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* 7. Isolation between tenants, kg_clear, transactions across tenants. */
@@ -1219,7 +1209,7 @@ static void test_isolation_and_transactions(void)
 		kg_close(v2);
 		kg_close(s);
 	}
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* Another connection creates a tenant's tables after this one has read the
@@ -1231,7 +1221,7 @@ static void test_tables_created_elsewhere(void)
 {
 	char path[512];
 	path_of(path, sizeof(path), "elsewhere.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	kg_store *a = NULL, *b = NULL, *va = NULL, *vb = NULL;
 	CHECK_OK(a, open_tenancy(path, "tables", &a));
 	CHECK_OK(b, open_tenancy(path, NULL, &b));
@@ -1266,7 +1256,7 @@ static void test_tables_created_elsewhere(void)
 	kg_close(b);
 	CHECK(plain_int(path, "SELECT count(*) FROM tenant_late_entities") == 2);
 	CHECK(plain_int(path, "SELECT count(*) FROM entities") == 0);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* The longest ids (255 characters): three that the original's naming
@@ -1276,7 +1266,7 @@ static void test_longest_ids(void)
 {
 	char path[512];
 	path_of(path, sizeof(path), "long.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	char ids[3][256];
 	for (int k = 0; k < 3; k++) {
 		memset(ids[k], k ? 'A' : 'a', 254);
@@ -1304,7 +1294,7 @@ static void test_longest_ids(void)
 	kg_close(s);
 	CHECK(plain_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE "
 	                      "'kgstore\\_tenant\\_%' ESCAPE '\\'") == 4);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* Readers on several threads (each on a pooled connection with its own
@@ -1369,7 +1359,7 @@ static void readers_while_tenants_appear(const char *tenancy)
 {
 	char path[512];
 	path_of(path, sizeof(path), "threads.db");
-	remove_db(path);
+	th_remove_sqlite(path);
 	kg_store *s = NULL;
 	int rc = open_tenancy(path, tenancy, &s);
 	CHECK_OK(s, rc);
@@ -1418,7 +1408,7 @@ static void readers_while_tenants_appear(const char *tenancy)
 	CHECK(nt == RT_TENANTS);
 	free(ten);
 	kg_close(s);
-	remove_db(path);
+	th_remove_sqlite(path);
 }
 
 /* Both layouts: the counts of a tenant are read in one snapshot (a commit

@@ -87,6 +87,7 @@ enum stmt_id {
 	ST_CLEAR_SOURCES,
 	ST_TENANTS,
 	ST_BEGIN,
+	ST_BEGIN_READ,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_SAVEPOINT,
@@ -199,6 +200,7 @@ enum stmt_id {
 		/* Transaction control as cached statements: sqlite3_exec would                                            \
 		 * parse them on every call, a measurable part of a single add. */                                         \
 		[ST_BEGIN] = "BEGIN IMMEDIATE",                                                                                \
+		[ST_BEGIN_READ] = "BEGIN",                                                                                     \
 		[ST_COMMIT] = "COMMIT",                                                                                        \
 		[ST_ROLLBACK] = "ROLLBACK",                                                                                    \
 		[ST_SAVEPOINT] = "SAVEPOINT kgcall",                                                                           \
@@ -2195,7 +2197,7 @@ static int snapshot_begin(sq_backend *sb, kg_call *c, snapshot *snap)
 	int rc = reader_acquire(sb, c, &snap->cn);
 	if (rc < 0)
 		return rc;
-	if ((rc = exec(sb, c, snap->cn->db, "BEGIN", "starting a read")) < 0) {
+	if ((rc = control(sb, c, snap->cn, ST_BEGIN_READ, "starting a read")) < 0) {
 		reader_release(sb, c, snap->cn);
 		return rc;
 	}
@@ -2207,7 +2209,12 @@ static int snapshot_begin(sq_backend *sb, kg_call *c, snapshot *snap)
 static int snapshot_end(sq_backend *sb, kg_call *c, snapshot *snap, int rc)
 {
 	if (snap->cn) {
-		sqlite3_exec(snap->cn->db, "COMMIT", NULL, NULL, NULL);
+		char buf[256];
+		kg_call scratch = { .msg = buf, .msgcap = sizeof(buf) };
+		/* A read has nothing to keep; a connection must never go back to
+		 * the pool inside a transaction (its reads would stay in the past). */
+		if (control(sb, &scratch, snap->cn, ST_COMMIT, "ending a read") < 0)
+			sqlite3_exec(snap->cn->db, "ROLLBACK", NULL, NULL, NULL);
 		reader_release(sb, c, snap->cn);
 	}
 	c->result_flags |= snap->call.result_flags;
