@@ -27,5 +27,8 @@ valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=de
   build/tests/conformance memory: >/dev/null
 echo "valgrind: clean"
 
+echo "== fuzz targets (libFuzzer, ${KG_FUZZ_SECONDS:-30} s each)"
+scripts/fuzz.sh "${KG_FUZZ_SECONDS:-30}"
+
 echo "== summary"
 (cd build && ctest -N | tail -1)
