@@ -74,11 +74,13 @@ static void build_sample(kg_store *s)
 	kg_close(t);
 }
 
+/* A store to test with; a store that does not open is a failed check (the
+ * case then returns without asserting anything else). */
 static kg_store *open_store(const char *uri)
 {
 	kg_store *s = NULL;
 	if (kg_open(uri, &s) != KG_OK) {
-		fprintf(stderr, "open %s: %s\n", uri, s ? kg_errmsg(s) : "?");
+		CHECK_FAIL("open %s: %s", uri, s ? kg_errmsg(s) : "?");
 		kg_close(s);
 		return NULL;
 	}
