@@ -37,6 +37,15 @@ static const char *th_current = "";
 
 #define CHECK_OK(store, call) CHECK_RC(store, call, 0)
 
+/* A check whose failure message is written out (printf-style). */
+#define CHECK_MSG(cond, ...)                                                \
+	do {                                                                    \
+		if (cond)                                                           \
+			th_passed++;                                                    \
+		else                                                                \
+			CHECK_FAIL(__VA_ARGS__);                                        \
+	} while (0)
+
 /* A failed check with a message of its own, e.g. for a set-up that did not
  * work: a test that cannot set up has failed, it has not passed. */
 #define CHECK_FAIL(...)                                                     \

@@ -4,6 +4,7 @@
  * their entities, tenants, filters, counts, deferred relations spilled to a
  * temporary file, and progress. Every round trip is checked with kg_verify.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,6 +566,154 @@ static void test_stream_export(void)
 	kg_close(src);
 }
 
+/* Strings that JSON must escape, in every field written as a JSON string:
+ * ids, types, endpoints, sources and tenants (backslashes, quotes, control
+ * characters, non-ASCII), and in property values. */
+#define ESC_ID "a\\b\"c \xc3\xa9\xf0\x9f\x98\x80 \\u0041"
+#define ESC_ID2 "\\\\server\\share\\"
+#define ESC_TYPE "T\\\"y\\pe\""
+#define ESC_SOURCE "line1\nline2\ttab\r\x01\x1f\x7f back\\slash \"q\" \xe2\x82\xac"
+#define ESC_PROPS "{\"p\": \"back\\\\slash \\\"q\\\" \\u0001\\u001f\\n\\t \xc3\xa9\", \"k\\\\ey\": [\"\\\\\"]}"
+#define ESC_REL "r\\1\" x"
+#define ESC_TENANT "esc_t-1"
+
+static void escapes_build(kg_store *s)
+{
+	kg_entity e[2] = { KG_ENTITY_INIT, KG_ENTITY_INIT };
+	e[0].id = ESC_ID, e[0].entity_type = ESC_TYPE, e[0].properties = ESC_PROPS, e[0].source = ESC_SOURCE;
+	e[1].id = ESC_ID2, e[1].entity_type = "Plain\\";
+	CHECK_OK(s, kg_add_entities(s, e, 2, 0, NULL));
+	kg_relation r = KG_RELATION_INIT;
+	r.id = ESC_REL, r.relation_type = "R\\\"", r.source_id = ESC_ID, r.target_id = ESC_ID2;
+	r.properties = ESC_PROPS, r.source = ESC_SOURCE;
+	CHECK_OK(s, kg_add_relation(s, &r));
+	kg_store *t = NULL;
+	CHECK_OK(s, kg_tenant(s, ESC_TENANT, &t));
+	if (t) {
+		CHECK_OK(t, kg_add_entities(t, e, 2, 0, NULL));
+		CHECK_OK(t, kg_add_relation(t, &r));
+	}
+	kg_close(t);
+}
+
+/* Every string value anywhere in a JSON document, for looking up. */
+static void collect_strings(json_t *v, const char **out, size_t *n, size_t cap)
+{
+	if (json_is_string(v) && *n < cap) {
+		out[(*n)++] = json_string_value(v);
+	} else if (json_is_object(v)) {
+		const char *key;
+		json_t *x;
+		json_object_foreach(v, key, x)
+		{
+			if (*n < cap)
+				out[(*n)++] = key;
+			collect_strings(x, out, n, cap);
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x)
+		collect_strings(x, out, n, cap);
+	}
+}
+
+static int has_string(const char *const *strs, size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(strs[i], want))
+			return 1;
+	return 0;
+}
+
+static void test_escapes(void)
+{
+	static const char *const fields[] = { ESC_ID, ESC_ID2, ESC_TYPE, ESC_SOURCE, ESC_REL, ESC_TENANT, "R\\\"", "Plain\\",
+		                                  "back\\slash \"q\" \x01\x1f\n\t \xc3\xa9", "k\\ey", "\\" };
+	const char *names[] = { "esc.jsonl", "esc.json", "esc.jsonl.gz" };
+	for (int f = 0; f < 3; f++) {
+		kg_store *src = open_store("memory:");
+		kg_store *dst = open_store(f == 1 ? "sqlite::memory:" : "memory:");
+		if (!src || !dst) {
+			kg_close(src);
+			kg_close(dst);
+			continue;
+		}
+		escapes_build(src);
+		char path[512];
+		path_of(path, sizeof path, names[f]);
+		kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+		eo.all_tenants = 1;
+		kg_export_result er;
+		CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+		CHECK(er.entity_count == 4 && er.relation_count == 2);
+		/* The file is JSON (each line, for JSONL) holding the very strings. */
+		if (f != 2) {
+			const char *strs[512];
+			size_t n = 0;
+			json_t *docs[16];
+			size_t nd = 0;
+			json_error_t jerr;
+			if (f == 1) {
+				docs[nd] = json_load_file(path, 0, &jerr);
+				CHECK_MSG(docs[nd] != NULL, "%s is not JSON: line %d: %s", path, jerr.line, jerr.text);
+				if (docs[nd])
+					nd++;
+			} else {
+				FILE *in = fopen(path, "r");
+				char line[8192];
+				CHECK(in != NULL);
+				while (in && fgets(line, sizeof line, in) && nd < 16) {
+					docs[nd] = json_loads(line, 0, &jerr);
+					CHECK_MSG(docs[nd] != NULL, "%s: a line is not JSON (%s): %s", path, jerr.text, line);
+					if (docs[nd])
+						nd++;
+				}
+				if (in)
+					fclose(in);
+				CHECK(nd == 6);
+			}
+			for (size_t i = 0; i < nd; i++)
+				collect_strings(docs[i], strs, &n, 512);
+			for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+				CHECK_MSG(has_string(strs, n, fields[i]), "%s: the string #%zu is not in the file as it was", path, i);
+			for (size_t i = 0; i < nd; i++)
+				json_decref(docs[i]);
+		}
+		/* And it reads back: the same store, field by field. */
+		kg_import_result ir;
+		int rc = kg_import(dst, er.filepath, NULL, &ir);
+		CHECK_MSG(rc == KG_OK, "import %s: %s", er.filepath, ir.errmsg);
+		CHECK(verify_equal(src, dst));
+		kg_store *t = NULL;
+		CHECK_OK(dst, kg_tenant(dst, ESC_TENANT, &t));
+		kg_entity *e = NULL;
+		kg_relation *r = NULL;
+		if (t) {
+			CHECK_OK(t, kg_get_entity(t, ESC_ID, &e));
+			if (e) {
+				CHECK_STR(e->entity_type, ESC_TYPE);
+				CHECK_STR(e->source, ESC_SOURCE);
+				json_t *a = json_loads(e->properties, 0, NULL), *b = json_loads(ESC_PROPS, 0, NULL);
+				CHECK(a && b && json_equal(a, b));
+				json_decref(a);
+				json_decref(b);
+			}
+			kg_entity_free(e);
+			CHECK_OK(t, kg_get_relation(t, ESC_REL, &r));
+			if (r) {
+				CHECK_STR(r->source_id, ESC_ID);
+				CHECK_STR(r->target_id, ESC_ID2);
+				CHECK_STR(r->source, ESC_SOURCE);
+			}
+			kg_relation_free(r);
+		}
+		kg_close(t);
+		kg_close(src);
+		kg_close(dst);
+	}
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/kg_io_formats_XXXXXX");
@@ -586,6 +735,7 @@ int main(void)
 	RUN(test_csv);
 	RUN(test_progress);
 	RUN(test_stream_export);
+	RUN(test_escapes);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
