@@ -177,6 +177,28 @@ def stop_pg_servers(build):
             dirnames[:] = []
 
 
+def targets_for(build, pattern):
+    """The build targets the tests of a pattern run (test programs, the
+    kgstore command), so that a mutant relinks only those; None: all."""
+    import json
+    rc, out = sh(["ctest", "-N", "-R", pattern, "--show-only=json-v1"], cwd=build)
+    if rc != 0:
+        return None
+    try:
+        tests = json.loads(out[out.index("{"):])["tests"]
+    except (ValueError, KeyError):
+        return None
+    targets = set()
+    for t in tests:
+        for arg in t.get("command", []):
+            if arg.startswith(build) and os.path.isfile(arg) and os.access(arg, os.X_OK):
+                name = os.path.basename(arg)
+                targets.add("kgstore_cli" if name == "kgstore" else name)
+            elif "python" in t.get("name", ""):
+                return None  # the module is not a program: build everything
+    return sorted(targets) or None
+
+
 def failed_tests(out):
     names = re.findall(r"^\s*\d+ - (\S+) \(", out, re.M)
     return [n for n in names if not n.startswith("postgres_server")] or names
@@ -260,7 +282,11 @@ def main():
             try:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(text.replace(m.original, m.replacement, 1))
-                rc, out = sh(["cmake", "--build", build, "-j", jobs], log=log)
+                targets = targets_for(build, m.tests)
+                cmd = ["cmake", "--build", build, "-j", jobs]
+                if targets:
+                    cmd += ["--target"] + targets
+                rc, out = sh(cmd, log=log)
                 if rc != 0:
                     status, detail = "no-compile", ""
                 else:
