@@ -309,6 +309,18 @@ static void test_entity_crud(void)
 	got = NULL;
 	CHECK(entity_count(s) == 2);
 
+	/* No updated_at given: the later of now and created_at, so a created_at
+	 * in the future is not followed by an earlier update. */
+	kg_entity fut = ent("future", "T", "{}");
+	fut.created_at = 4102444800000000; /* 2100-01-01 */
+	CHECK_OK(s, kg_add_entity(s, &fut));
+	CHECK_OK(s, kg_get_entity(s, "future", &got));
+	if (got)
+		CHECK(got->created_at == 4102444800000000 && got->updated_at == 4102444800000000);
+	kg_entity_free(got);
+	got = NULL;
+	CHECK_OK(s, kg_delete_entity(s, "future"));
+
 	CHECK_OK(s, kg_delete_entity(s, "ghost"));
 	CHECK_RC(s, kg_delete_entity(s, "ghost"), KG_ENOTFOUND);
 	CHECK_RC(s, kg_get_entity(s, "ghost", &got), KG_ENOTFOUND);

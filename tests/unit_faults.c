@@ -110,6 +110,11 @@ static kg_store *open_fresh(void)
 		kg_close(s);
 		return NULL;
 	}
+	/* A server's store is emptied instead (the global namespace and "ft"). */
+	kg_store *t = NULL;
+	if (kg_clear(s) != 0 || kg_tenant(s, "ft", &t) != 0 || kg_clear(t) != 0)
+		CHECK_FAIL("clearing %s: %s", g_uri, kg_errmsg(t ? t : s));
+	kg_close(t);
 	return s;
 }
 
@@ -531,6 +536,10 @@ int main(int argc, char **argv)
 		run_all("memory:");
 		run_all("sqlite::memory:");
 		run_all(file_uri);
+		/* Under ctest, the PostgreSQL test server too. */
+		const char *pg = getenv("KG_TEST_PG_URI");
+		if (pg && *pg)
+			run_all(pg);
 	}
 	th_remove_sqlite(g_file);
 	char path[600];
