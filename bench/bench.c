@@ -1,6 +1,6 @@
 /*
- * bench.c - `kgstore bench`: the workload of ../shared/bench/WORKLOAD.md on
- * each backend, every figure beside the raw engine doing the same job
+ * bench.c - `kgstore bench`: the workload of bench/WORKLOAD.md on each
+ * backend, every figure beside the raw engine doing the same job
  * without kgstore (raw_*.c), measured in the same run, and their ratio.
  *
  * Each (backend, N) is measured in a child process of its own, so its peak
@@ -11,7 +11,9 @@
  * data: add_entity_1k (the first 1,000 entities one durable call each, on
  * fresh stores), batch_insert_10k (all N entities in one bulk call),
  * load_relations (the 3N relations), bulk_load (both, rows/s), get_entity,
- * neighbors, find_paths_d5, and for PostgreSQL get_entity_batch (100 ids a
+ * neighbors, find_paths_d5 (random pairs, most not joined within 5 edges),
+ * find_paths_reach_d5 (pairs joined by a walk: the search that finds
+ * paths), and for PostgreSQL get_entity_batch (100 ids a
  * call: kg_get_entities against pipelined SELECTs). Figures are medians
  * over the runs. --report adds, at the first N, text search per method,
  * read throughput on 1, 2 and 4 threads and a mixed read/write run, and
@@ -81,7 +83,7 @@ static double heap_bytes(void)
 	return (double)mi.uordblks + (double)mi.hblkhd;
 }
 
-/* The seed's own figures (AIECS, Python), for its four rows at N = 10K. */
+/* AIECS's own figures (Python), for its four rows at N = 10K. */
 typedef struct seed_row {
 	const char *backend, *op;
 	double seconds;
@@ -250,9 +252,16 @@ static size_t gets_for(const char *backend, size_t which, size_t n)
 	return q < cap ? q : cap;
 }
 
-enum { T_ADD1K, T_BATCH, T_RELS, T_BULK, T_GET, T_NB, T_PATHS, T_GETB, N_T };
-static const char *const T_NAMES[N_T] = { "add_entity_1k", "batch_insert_10k", "load_relations", "bulk_load",
-	                                  "get_entity",    "neighbors",        "find_paths_d5",  "get_entity_batch" };
+enum { T_ADD1K, T_BATCH, T_RELS, T_BULK, T_GET, T_NB, T_PATHS, T_REACH, T_GETB, N_T };
+static const char *const T_NAMES[N_T] = { "add_entity_1k", "batch_insert_10k",    "load_relations",
+	                                  "bulk_load",     "get_entity",          "neighbors",
+	                                  "find_paths_d5", "find_paths_reach_d5", "get_entity_batch" };
+
+/* The two pair sets of find_paths: random pairs, and pairs joined by a walk. */
+static const uint32_t *pair_set(const kg_workload *w, int reach, int dst)
+{
+	return reach ? (dst ? w->reach_dst : w->reach_src) : (dst ? w->pair_dst : w->pair_src);
+}
 
 /* ---- threads: read throughput and the mixed run ---- */
 
@@ -444,9 +453,47 @@ static int extras(job *j, kg_store *s, void *db)
 #define CHECK_IDS 200  /* neighbor answers compared between the two sides */
 #define BATCH_CALLS 100 /* get_entity_batch: calls of 100 ids */
 
+/* find_paths over one pair set on kgstore: the paths found per pair into
+ * counts[], the median time into *median. */
+static int kg_pairs(job *j, kg_store *s, int reach, size_t *counts, double *per, double *median)
+{
+	const kg_workload *w = j->w;
+	const uint32_t *src = pair_set(w, reach, 0), *dst = pair_set(w, reach, 1);
+	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
+		kg_path_list *pl = NULL;
+		double t0 = bench_now();
+		int rc = kg_find_paths(s, w->ents[src[i]].id, w->ents[dst[i]].id, BENCH_PATH_DEPTH, BENCH_MAX_PATHS, &pl);
+		per[i] = bench_now() - t0;
+		counts[i] = pl ? pl->count : 0;
+		kg_path_list_free(pl);
+		if (rc < 0)
+			return kg_fail(j, s, "find_paths");
+	}
+	*median = bench_median(per, KG_WORKLOAD_PAIRS);
+	return 0;
+}
+
+/* The same on the raw engine; counts the pairs whose path count differs
+ * from kgstore's (kcounts). */
+static int raw_pairs(job *j, void *rd, int reach, const size_t *kcounts, double *per, double *median, size_t *diff)
+{
+	const kg_workload *w = j->w;
+	const uint32_t *src = pair_set(w, reach, 0), *dst = pair_set(w, reach, 1);
+	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
+		double t0 = bench_now();
+		int c = j->raw->paths(rd, w->ents[src[i]].id, w->ents[dst[i]].id);
+		per[i] = bench_now() - t0;
+		if (c < 0)
+			return raw_fail(j);
+		*diff += (size_t)c != kcounts[i];
+	}
+	*median = bench_median(per, KG_WORKLOAD_PAIRS);
+	return 0;
+}
+
 /* One run's kgstore side: fills kt[], keeps the answers' sizes (paths per
- * pair, neighbors of the first ids) for the raw side to be checked against,
- * and leaves the loaded store in *sp. */
+ * pair of both sets, neighbors of the first ids) for the raw side to be
+ * checked against, and leaves the loaded store in *sp. */
 static int kg_phase(job *j, size_t run, double *kt, size_t *kpaths, size_t *knb, double *per, double *mem,
                     kg_store **sp)
 {
@@ -514,20 +561,11 @@ static int kg_phase(job *j, size_t run, double *kt, size_t *kpaths, size_t *knb,
 	}
 	kt[T_NB] = (bench_now() - t0) / (double)q;
 
-	/* find_paths depth 5, 10 paths: median over the pairs. */
+	/* find_paths depth 5, 10 paths: median over the pairs of each set. */
 	progress(j, "find_paths");
-	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
-		kg_path_list *pl = NULL;
-		t0 = bench_now();
-		rc = kg_find_paths(s, w->ents[w->pair_src[i]].id, w->ents[w->pair_dst[i]].id, BENCH_PATH_DEPTH,
-		                   BENCH_MAX_PATHS, &pl);
-		per[i] = bench_now() - t0;
-		kpaths[i] = pl ? pl->count : 0;
-		kg_path_list_free(pl);
-		if (rc < 0)
-			return kg_fail(j, s, "find_paths");
-	}
-	kt[T_PATHS] = bench_median(per, KG_WORKLOAD_PAIRS);
+	if ((rc = kg_pairs(j, s, 0, kpaths, per, &kt[T_PATHS])) < 0 ||
+	    (rc = kg_pairs(j, s, 1, kpaths + KG_WORKLOAD_PAIRS, per, &kt[T_REACH])) < 0)
+		return rc;
 
 	/* PostgreSQL: 100 ids per call (kg_get_entities, the batched read). */
 	if (!strcmp(j->backend, "postgres")) {
@@ -545,9 +583,10 @@ static int kg_phase(job *j, size_t run, double *kt, size_t *kpaths, size_t *knb,
 }
 
 /* The same run's raw side, into rt[]; *dbp and *rdp stay open. Counts the
- * pairs and ids where the raw engine's answer differs from kgstore's. */
+ * pairs (of each set) and ids where the raw engine's answer differs from
+ * kgstore's. */
 static int raw_phase(job *j, double *rt, const size_t *kpaths, const size_t *knb, double *per, void **dbp,
-                     void **rdp, size_t *path_diff, size_t *nb_diff)
+                     void **rdp, size_t path_diff[2], size_t *nb_diff)
 {
 	const kg_workload *w = j->w;
 	const raw_engine *R = j->raw;
@@ -605,15 +644,9 @@ static int raw_phase(job *j, double *rt, const size_t *kpaths, const size_t *knb
 	}
 	rt[T_NB] = (bench_now() - t0) / (double)q;
 
-	for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++) {
-		t0 = bench_now();
-		int c = R->paths(rd, w->ents[w->pair_src[i]].id, w->ents[w->pair_dst[i]].id);
-		per[i] = bench_now() - t0;
-		if (c < 0)
-			return raw_fail(j);
-		*path_diff += (size_t)c != kpaths[i];
-	}
-	rt[T_PATHS] = bench_median(per, KG_WORKLOAD_PAIRS);
+	if (raw_pairs(j, rd, 0, kpaths, per, &rt[T_PATHS], &path_diff[0]) < 0 ||
+	    raw_pairs(j, rd, 1, kpaths + KG_WORKLOAD_PAIRS, per, &rt[T_REACH], &path_diff[1]) < 0)
+		return -1;
 
 	if (R->get_batch && !strcmp(j->backend, "postgres")) {
 		t0 = bench_now();
@@ -638,9 +671,10 @@ static int core_job(job *j)
 	size_t runs = runs_for(j->cfg, w->n);
 	double *k = calloc(runs * N_T, sizeof(double)), *r = calloc(runs * N_T, sizeof(double));
 	double *per = malloc(KG_WORKLOAD_PAIRS * sizeof(double));
-	size_t *kpaths = malloc(KG_WORKLOAD_PAIRS * sizeof(size_t)), *knb = calloc(CHECK_IDS, sizeof(size_t));
+	size_t *kpaths = malloc(2 * KG_WORKLOAD_PAIRS * sizeof(size_t)), *knb = calloc(CHECK_IDS, sizeof(size_t));
 	double kg_mem = 0, raw_mem = 0;
-	size_t path_diff = 0, nb_diff = 0; /* pairs / ids where kgstore and the raw engine disagree */
+	size_t path_diff[2] = { 0, 0 }, nb_diff = 0; /* pairs / ids where kgstore and the raw engine disagree */
+	size_t unjoined = 0; /* reachable pairs kgstore found no path for */
 	int is_pg = !strcmp(j->backend, "postgres"), rc = -1;
 	kg_store *s = NULL;
 	void *db = NULL, *rd = NULL;
@@ -653,12 +687,14 @@ static int core_job(job *j)
 		if ((rc = kg_phase(j, run, k + run * N_T, kpaths, knb, per, &kg_mem, &s)) < 0)
 			goto done;
 		rc = -1;
+		for (size_t i = 0; i < KG_WORKLOAD_PAIRS; i++)
+			unjoined += kpaths[KG_WORKLOAD_PAIRS + i] == 0;
 		if (!extra) {
 			kg_done(j, s);
 			s = NULL;
 		}
 		double heap0 = heap_bytes();
-		if (raw_phase(j, r + run * N_T, kpaths, knb, per, &db, &rd, &path_diff, &nb_diff) < 0)
+		if (raw_phase(j, r + run * N_T, kpaths, knb, per, &db, &rd, path_diff, &nb_diff) < 0)
 			goto done;
 		if (run == 0) { /* the raw side's reader is included, as kgstore's are */
 			double heap1 = heap_bytes();
@@ -687,8 +723,11 @@ static int core_job(job *j)
 		char note[80] = "";
 		if (op == T_GETB)
 			snprintf(note, sizeof(note), "100 ids a call: kg_get_entities vs pipelined SELECTs");
-		else if (op == T_PATHS && path_diff)
-			snprintf(note, sizeof(note), "WARNING: path counts differ on %zu of %zu pairs", path_diff,
+		else if ((op == T_PATHS || op == T_REACH) && path_diff[op == T_REACH])
+			snprintf(note, sizeof(note), "WARNING: path counts differ on %zu of %zu pairs",
+			         path_diff[op == T_REACH], runs * KG_WORKLOAD_PAIRS);
+		else if (op == T_REACH && unjoined)
+			snprintf(note, sizeof(note), "WARNING: no path found for %zu of %zu joined pairs", unjoined,
 			         runs * KG_WORKLOAD_PAIRS);
 		else if (op == T_NB && nb_diff)
 			snprintf(note, sizeof(note), "WARNING: neighbor counts differ on %zu of %zu ids", nb_diff,
@@ -880,7 +919,7 @@ static void usage(FILE *f)
 	        "usage: kgstore bench [--backend memory|sqlite|postgres|all] [--n N] [--runs R] [--seed S]\n"
 	        "                     [--uri URI] [--json] [--report] [--scale N1,N2,...] [--long]\n"
 	        "                     [--vector-n N] [--markdown[=FILE]] [--svg FILE] [--pin[=CPU]]\n\n"
-	        "Generates the workload of shared/bench/WORKLOAD.md (N entities, 3N relations) and times\n"
+	        "Generates the workload of bench/WORKLOAD.md (N entities, 3N relations) and times\n"
 	        "each job on kgstore and on the raw engine doing the same job without kgstore (memory:\n"
 	        "an open-addressing hash and CSR adjacency; sqlite: a bare prepared-statement loop and a\n"
 	        "recursive CTE; postgres: a bare COPY, a prepared SELECT one at a time and pipelined, a\n"
@@ -888,10 +927,11 @@ static void usage(FILE *f)
 	        "ops/s figures a ratio below 1 means kgstore is slower; for times, above 1).\n\n"
 	        "Rows: add_entity_1k (1,000 single adds), batch_insert_10k (the N entities in one bulk\n"
 	        "call), load_relations, bulk_load (rows/s), get_entity (mean of 100,000 lookups),\n"
-	        "neighbors, find_paths_d5 (median of 100 pairs, depth 5, 10 paths), get_entity_batch\n"
-	        "(postgres), store_memory, peak_rss. Medians over R runs (default 5; 3 above N = 20K,\n"
-	        "1 above 200K).\n"
-	        "  --report      issue 7's whole set: N = 10K, 100K, 1M (unless --scale), text search\n"
+	        "neighbors, find_paths_d5 (median of 100 random pairs, depth 5, 10 paths),\n"
+	        "find_paths_reach_d5 (the same over 100 pairs joined by a walk of 2-5 relations),\n"
+	        "get_entity_batch (postgres), store_memory, peak_rss. Medians over R runs (default 5;\n"
+	        "3 above N = 20K, 1 above 200K).\n"
+	        "  --report      the whole set: N = 10K, 100K, 1M (unless --scale), text search\n"
 	        "                per method, reads on 1/2/4 threads, a mixed read/write run (at the\n"
 	        "                first N) and vector search D = 64, k = 10 over --vector-n (100000)\n"
 	        "  --long        adds N = 10M for memory and sqlite\n"
@@ -1039,8 +1079,8 @@ int kg_bench_main(int argc, char **argv)
 	if (!cfg.json && !md_stdout) {
 		if (want_pg)
 			printf("# postgres placement: %s\n", placement);
-		printf("%-9s %-18s %9s %14s %14s %8s %10s\n", "backend", "operation", "n", "kgstore", "raw", "kg/raw",
-		       "seed");
+		printf("%-9s %-19s %9s %14s %14s %8s %10s\n", "backend", "operation", "n", "kgstore", "raw", "kg/raw",
+		       "AIECS");
 	}
 	results res = { 0 };
 	int rc = 0;

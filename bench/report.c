@@ -1,7 +1,7 @@
 /*
  * report.c - the benchmark's output: a table row or a JSON object per
- * figure as it comes, then markdown tables (the seed's table, every figure,
- * the issues' targets checked) and an SVG plot drawn here, so no plotting
+ * figure as it comes, then markdown tables (AIECS's four rows, every
+ * figure, the targets checked) and an SVG plot drawn here, so no plotting
  * package is needed.
  */
 #include <math.h>
@@ -99,7 +99,7 @@ void bench_emit_row(const bench_cfg *cfg, const bench_result *r)
 		char a[32], b[32], c[32], rt[16] = "-";
 		if (ratio >= 0)
 			snprintf(rt, sizeof(rt), "%.2fx", ratio);
-		printf("%-9s %-18s %9llu %14s %14s %8s %10s%s%s\n", r->backend, r->op, (unsigned long long)r->n,
+		printf("%-9s %-19s %9llu %14s %14s %8s %10s%s%s\n", r->backend, r->op, (unsigned long long)r->n,
 		       fmt_value(r->unit, r->median, a, sizeof(a)), fmt_value(r->unit, r->raw_median, b, sizeof(b)), rt,
 		       r->seed > 0 ? fmt_value("s", r->seed, c, sizeof(c)) : "", r->note[0] ? "  " : "", r->note);
 	}
@@ -114,7 +114,7 @@ static const bench_result *find(const bench_result *res, size_t n, const char *b
 	return NULL;
 }
 
-/* The issues' targets (7, 3, 4), checked against this run. */
+/* The performance targets, checked against this run. */
 typedef enum { RATIO_LE, RATIO_GE, VALUE_LE, VALUE_GE, SCALE_GE } tkind;
 typedef struct target {
 	const char *backend, *op;
@@ -125,28 +125,41 @@ typedef struct target {
 } target;
 
 static const target TARGETS[] = {
-	{ "memory", "get_entity", 0, RATIO_LE, 3, "memory get_entity <= 3x the bare hash lookup (#7)" },
-	{ "memory", "find_paths_d5", 0, RATIO_LE, 5, "memory find_paths d5 <= 5x the bare CSR search (#7)" },
-	{ "memory", "find_paths_d5", 10000, VALUE_LE, 20e-6, "memory find_paths d5 <= 20 us at N = 10K (#7)" },
-	{ "memory", "store_memory", 10000000, VALUE_LE, 6e9, "memory: 10M entities + 30M relations in <= 6 GB (#7)" },
-	{ "memory", "vector_search_d64", 100000, VALUE_LE, 5e-3, "memory vector search, 100K x D 64, k 10 <= 5 ms (#7)" },
-	{ "memory", "read_threads_2", 0, SCALE_GE, 1.7, "memory: 2 threads read >= 1.7x 1 thread (#7)" },
-	{ "sqlite", "bulk_load", 0, RATIO_GE, 0.7, "sqlite bulk load >= 0.7x the bare prepared loop (#7)" },
-	{ "sqlite", "get_entity", 0, RATIO_LE, 2, "sqlite get_entity <= 2x the bare SELECT (#7)" },
-	{ "sqlite", "read_threads_2", 0, SCALE_GE, 1.7, "sqlite: 2 threads read >= 1.7x 1 thread (#7)" },
-	{ "sqlite", "add_entity_1k", 10000, VALUE_LE, 30e-3, "sqlite add_entity x1K <= 30 ms (#3)" },
-	{ "sqlite", "get_entity", 10000, VALUE_LE, 3e-6, "sqlite get_entity <= 3 us at N = 10K (#3)" },
-	{ "sqlite", "find_paths_d5", 10000, VALUE_LE, 0.5e-3, "sqlite find_paths d5 <= 0.5 ms (#3)" },
-	{ "sqlite", "batch_insert_10k", 10000, VALUE_LE, 30e-3, "sqlite batch insert 10K <= 30 ms (#3)" },
-	{ "sqlite", "bulk_load", 1000000, VALUE_GE, 300e3, "sqlite bulk load at 1M >= 300K rows/s (#3)" },
-	{ "sqlite", "get_entity", 1000000, VALUE_LE, 5e-6, "sqlite get_entity at 1M <= 5 us (#3)" },
-	{ "postgres", "bulk_load", 0, RATIO_GE, 0.8, "postgres bulk load >= 0.8x the bare COPY (#7)" },
-	{ "postgres", "get_entity", 0, RATIO_LE, 1.5, "postgres get_entity <= 1.5x the bare prepared SELECT (#4, #7)" },
-	{ "postgres", "get_entity_batch", 0, RATIO_LE, 1.5, "postgres batched get <= 1.5x the pipelined SELECT (#4)" },
-	{ "postgres", "add_entity_1k", 10000, VALUE_LE, 100e-3, "postgres add_entity x1K <= 100 ms (#4)" },
-	{ "postgres", "find_paths_d5", 10000, VALUE_LE, 1e-3, "postgres find_paths d5 <= 1 ms (#4)" },
-	{ "postgres", "batch_insert_10k", 10000, RATIO_LE, 1.3, "postgres batch insert 10K <= 1.3x the bare COPY (#4)" },
-	{ "postgres", "bulk_load", 1000000, VALUE_GE, 100e3, "postgres full load at 1M >= 100K rows/s (#4)" },
+	{ "memory", "get_entity", 10000, RATIO_LE, 2, "memory get_entity <= 2x the bare hash lookup, N = 10K" },
+	{ "memory", "get_entity", 1000000, RATIO_LE, 2, "memory get_entity <= 2x the bare hash lookup, N = 1M" },
+	{ "memory", "neighbors", 10000, RATIO_LE, 2, "memory neighbors <= 2x the bare CSR, N = 10K" },
+	{ "memory", "neighbors", 1000000, RATIO_LE, 2, "memory neighbors <= 2x the bare CSR, N = 1M" },
+	{ "memory", "find_paths_d5", 0, RATIO_LE, 5, "memory find_paths d5 <= 5x the bare CSR search" },
+	{ "memory", "find_paths_d5", 10000, VALUE_LE, 20e-6, "memory find_paths d5 <= 20 us at N = 10K" },
+	{ "memory", "find_paths_reach_d5", 10000, RATIO_LE, 2,
+	  "memory find_paths d5, joined pairs <= 2x the bare CSR search, N = 10K" },
+	{ "memory", "find_paths_reach_d5", 1000000, RATIO_LE, 2,
+	  "memory find_paths d5, joined pairs <= 2x the bare CSR search, N = 1M" },
+	{ "memory", "bulk_load", 10000, RATIO_GE, 0.8, "memory bulk load >= 0.8x the bare arrays' rows/s, N = 10K" },
+	{ "memory", "bulk_load", 1000000, RATIO_GE, 0.8, "memory bulk load >= 0.8x the bare arrays' rows/s, N = 1M" },
+	{ "memory", "store_memory", 1000000, RATIO_LE, 1.1, "memory heap <= 1.1x the bare layout's, N = 1M" },
+	{ "memory", "store_memory", 10000000, VALUE_LE, 6e9, "memory: 10M entities + 30M relations in <= 6 GB" },
+	{ "memory", "get_entity", 10000000, VALUE_LE, 1e-6, "memory get_entity <= 1 us at N = 10M" },
+	{ "memory", "find_paths_reach_d5", 10000000, VALUE_LE, 50e-6,
+	  "memory find_paths d5, joined pairs <= 50 us at N = 10M" },
+	{ "memory", "vector_search_d64", 100000, VALUE_LE, 5e-3, "memory vector search, 100K x D 64, k 10 <= 5 ms" },
+	{ "memory", "read_threads_2", 0, SCALE_GE, 1.7, "memory: 2 threads read >= 1.7x 1 thread" },
+	{ "sqlite", "bulk_load", 0, RATIO_GE, 0.7, "sqlite bulk load >= 0.7x the bare prepared loop" },
+	{ "sqlite", "get_entity", 0, RATIO_LE, 2, "sqlite get_entity <= 2x the bare SELECT" },
+	{ "sqlite", "read_threads_2", 0, SCALE_GE, 1.7, "sqlite: 2 threads read >= 1.7x 1 thread" },
+	{ "sqlite", "add_entity_1k", 10000, VALUE_LE, 30e-3, "sqlite add_entity x1K <= 30 ms" },
+	{ "sqlite", "get_entity", 10000, VALUE_LE, 3e-6, "sqlite get_entity <= 3 us at N = 10K" },
+	{ "sqlite", "find_paths_d5", 10000, VALUE_LE, 0.5e-3, "sqlite find_paths d5 <= 0.5 ms" },
+	{ "sqlite", "batch_insert_10k", 10000, VALUE_LE, 30e-3, "sqlite batch insert 10K <= 30 ms" },
+	{ "sqlite", "bulk_load", 1000000, VALUE_GE, 300e3, "sqlite bulk load at 1M >= 300K rows/s" },
+	{ "sqlite", "get_entity", 1000000, VALUE_LE, 5e-6, "sqlite get_entity at 1M <= 5 us" },
+	{ "postgres", "bulk_load", 0, RATIO_GE, 0.8, "postgres bulk load >= 0.8x the bare COPY" },
+	{ "postgres", "get_entity", 0, RATIO_LE, 1.5, "postgres get_entity <= 1.5x the bare prepared SELECT" },
+	{ "postgres", "get_entity_batch", 0, RATIO_LE, 1.5, "postgres batched get <= 1.5x the pipelined SELECT" },
+	{ "postgres", "add_entity_1k", 10000, VALUE_LE, 100e-3, "postgres add_entity x1K <= 100 ms" },
+	{ "postgres", "find_paths_d5", 10000, VALUE_LE, 1e-3, "postgres find_paths d5 <= 1 ms" },
+	{ "postgres", "batch_insert_10k", 10000, RATIO_LE, 1.3, "postgres batch insert 10K <= 1.3x the bare COPY" },
+	{ "postgres", "bulk_load", 1000000, VALUE_GE, 100e3, "postgres full load at 1M >= 100K rows/s" },
 };
 
 static void md_targets(FILE *f, const bench_cfg *cfg, const bench_result *res, size_t n)
@@ -201,7 +214,7 @@ static int result_cmp(const void *pa, const void *pb)
 	static const char *const B[] = { "memory", "sqlite", "postgres" };
 	static const char *const O[] = { "add_entity_1k", "batch_insert_10k", "load_relations", "bulk_load",
 		                         "get_entity_batch", "get_entity", "neighbors", "find_paths_d5",
-		                         "vector_search", "text_search_bm25", "text_search_jaccard",
+		                         "find_paths_reach_d5", "vector_search", "text_search_bm25", "text_search_jaccard",
 		                         "text_search_cosine", "text_search_levenshtein", "read_threads_1",
 		                         "read_threads_2", "read_threads_4", "mixed_reads", "mixed_writes",
 		                         "store_memory", "peak_rss" };
@@ -233,12 +246,12 @@ int bench_write_markdown(const char *path, const bench_cfg *cfg, const bench_res
 	for (size_t i = 0; i < cfg->n_scale; i++)
 		fprintf(f, " %zu", cfg->scale[i]);
 	fprintf(f, " entities (3N relations each); runs per figure (medians): %zu at N <= 20K, %zu up to 200K, 1 above; "
-	           "seed %llu.",
+	           "random seed %llu.",
 	        cfg->runs, cfg->runs < 3 ? cfg->runs : 3, (unsigned long long)cfg->seed);
 	if (placement)
 		fprintf(f, " PostgreSQL placement: %s.", placement);
-	fprintf(f, "\n\n### The seed's table (N = 10,000)\n\n");
-	fprintf(f, "| backend | row | seed's figure (AIECS) | kgstore | raw engine | kgstore / raw | seed / kgstore |\n"
+	fprintf(f, "\n\n### Against AIECS (N = 10,000)\n\n");
+	fprintf(f, "| backend | row | AIECS (Python) | kgstore | raw engine | kgstore / raw | AIECS / kgstore |\n"
 	           "| --- | --- | --- | --- | --- | --- | --- |\n");
 	static const char *const ROWS[] = { "add_entity_1k", "get_entity", "find_paths_d5", "batch_insert_10k" };
 	static const char *const BACKENDS[] = { "memory", "sqlite", "postgres" };
@@ -282,9 +295,12 @@ int bench_write_markdown(const char *path, const bench_cfg *cfg, const bench_res
 /* SVG: time against N, log scales, one line per backend                */
 /* ------------------------------------------------------------------ */
 
-static const char *const PLOT_OPS[] = { "bulk_load", "get_entity", "neighbors", "find_paths_d5" };
-static const char *const PLOT_TITLES[] = { "bulk load (N entities + 3N relations)", "get_entity (per call)",
-	                                   "neighbors (per call)", "find_paths depth 5 (median)" };
+#define PLOT_PANELS 5
+static const char *const PLOT_OPS[PLOT_PANELS] = { "bulk_load", "get_entity", "neighbors", "find_paths_d5",
+	                                           "find_paths_reach_d5" };
+static const char *const PLOT_TITLES[PLOT_PANELS] = { "bulk load (N entities + 3N relations)", "get_entity (per call)",
+	                                              "neighbors (per call)", "find_paths depth 5, random pairs (median)",
+	                                              "find_paths depth 5, joined pairs (median)" };
 static const char *const PLOT_BACKENDS[] = { "memory", "sqlite", "postgres" };
 static const char *const PLOT_COLORS[] = { "#1b9e77", "#d95f02", "#7570b3" };
 
@@ -317,11 +333,11 @@ int bench_write_svg(const char *path, const bench_result *res, size_t n)
 	const int pw = 460, ph = 300, ml = 70, mr = 20, mt = 40, mb = 45;
 	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
 	           "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-	        2 * pw, 2 * ph + 40);
+	        2 * pw, (PLOT_PANELS + 1) / 2 * ph + 40);
 	fprintf(f, "<text x=\"%d\" y=\"18\" font-size=\"14\">kgstore: time against N (log scales); solid = kgstore, "
 	           "dashed = raw engine</text>\n",
 	        10);
-	for (int p = 0; p < 4; p++) {
+	for (int p = 0; p < PLOT_PANELS; p++) {
 		int ox = (p % 2) * pw, oy = 24 + (p / 2) * ph;
 		double xmin = 1e300, xmax = 0, ymin = 1e300, ymax = 0;
 		for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 /*
- * workload.c - generator of the benchmark graph (../shared/bench/WORKLOAD.md).
+ * workload.c - generator of the benchmark graph (bench/WORKLOAD.md).
  * Strings go into one arena, written with offsets first and turned into
  * pointers at the end, so generating a million entities is one allocation
  * that grows, not millions.
@@ -61,6 +61,47 @@ static size_t arena_printf(arena *a, const char *fmt, ...)
 #define OFF(x) ((const char *)(uintptr_t)(x))
 #define FIX(a, p) ((p) = (a) + (uintptr_t)(p))
 
+/*
+ * The reachable pairs, drawn after everything else so that the figures of
+ * the other rows keep their data: a start with outgoing relations, then a
+ * walk of 2-5 steps, each along a relation picked at random among the
+ * current node's outgoing ones (in relation order), stopping early at a
+ * node with none. Runs while the endpoints are still indexes.
+ */
+static int reachable_pairs(kg_workload *w, uint64_t *st)
+{
+	size_t n = w->n, m = 3 * n;
+	uint32_t *off = calloc(n + 1, sizeof(*off)), *to = malloc((m ? m : 1) * sizeof(*to));
+	if (!off || !to) {
+		free(off);
+		free(to);
+		return KG_ENOMEM;
+	}
+	/* out[v] as CSR: off[v] .. off[v + 1] index `to`, in relation order. */
+	for (size_t j = 0; j < m; j++)
+		off[(uintptr_t)w->rels[j].source_id + 1]++;
+	for (size_t v = 0; v < n; v++)
+		off[v + 1] += off[v];
+	for (size_t j = 0; j < m; j++)
+		to[off[(uintptr_t)w->rels[j].source_id]++] = (uint32_t)(uintptr_t)w->rels[j].target_id;
+	for (size_t v = n; v > 0; v--) /* each off[v] was advanced to off[v + 1]: shift back */
+		off[v] = off[v - 1];
+	off[0] = 0;
+	for (size_t q = 0; q < KG_WORKLOAD_PAIRS; q++) {
+		uint64_t s = kg_splitmix64(st) % n;
+		while (off[s] == off[s + 1])
+			s = kg_splitmix64(st) % n;
+		uint64_t steps = 2 + kg_splitmix64(st) % 4, v = s;
+		for (uint64_t k = 0; k < steps && off[v] < off[v + 1]; k++)
+			v = to[off[v] + kg_splitmix64(st) % (off[v + 1] - off[v])];
+		w->reach_src[q] = (uint32_t)s;
+		w->reach_dst[q] = (uint32_t)v;
+	}
+	free(off);
+	free(to);
+	return 0;
+}
+
 int kg_workload_generate(size_t n, size_t dim, uint64_t seed, kg_workload *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -76,12 +117,14 @@ int kg_workload_generate(size_t n, size_t dim, uint64_t seed, kg_workload *w)
 	w->get_ids = malloc(KG_WORKLOAD_GETS * sizeof(*w->get_ids));
 	w->pair_src = malloc(KG_WORKLOAD_PAIRS * sizeof(uint32_t));
 	w->pair_dst = malloc(KG_WORKLOAD_PAIRS * sizeof(uint32_t));
+	w->reach_src = malloc(KG_WORKLOAD_PAIRS * sizeof(uint32_t));
+	w->reach_dst = malloc(KG_WORKLOAD_PAIRS * sizeof(uint32_t));
 	if (dim) {
 		w->embeddings = malloc(n * dim * sizeof(float));
 		w->queries = malloc(KG_WORKLOAD_QUERIES * dim * sizeof(float));
 	}
-	if (!w->ents || !w->rels || !w->gets || !w->get_ids || !w->pair_src || !w->pair_dst ||
-	    (dim && (!w->embeddings || !w->queries)))
+	if (!w->ents || !w->rels || !w->gets || !w->get_ids || !w->pair_src || !w->pair_dst || !w->reach_src ||
+	    !w->reach_dst || (dim && (!w->embeddings || !w->queries)))
 		goto fail;
 	/* Entity type strings are static; ids and properties go to the arena. */
 	for (size_t i = 0; i < n; i++) {
@@ -128,6 +171,8 @@ int kg_workload_generate(size_t n, size_t dim, uint64_t seed, kg_workload *w)
 	}
 	for (size_t q = 0; dim && q < KG_WORKLOAD_QUERIES * dim; q++)
 		w->queries[q] = (float)(2 * kg_u01(&st) - 1);
+	if (reachable_pairs(w, &st) < 0)
+		goto fail;
 	w->arena = a.buf;
 	for (size_t i = 0; i < n; i++) {
 		FIX(w->arena, w->ents[i].id);
@@ -156,6 +201,8 @@ void kg_workload_free(kg_workload *w)
 	free(w->get_ids);
 	free(w->pair_src);
 	free(w->pair_dst);
+	free(w->reach_src);
+	free(w->reach_dst);
 	free(w->queries);
 	free(w->embeddings);
 	free(w->arena);

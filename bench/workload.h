@@ -1,7 +1,7 @@
 /*
- * workload.h - the benchmark graph of ../shared/bench/WORKLOAD.md, generated
- * exactly (same generator, same draws in the same order, byte-identical
- * property text), so kgstore, the original and the raw engines are measured
+ * workload.h - the benchmark graph of bench/WORKLOAD.md, generated exactly
+ * (same generator, same draws in the same order, byte-identical property
+ * text), so kgstore, the original (AIECS) and the raw engines are measured
  * on identical data.
  */
 #ifndef KG_BENCH_WORKLOAD_H
@@ -13,7 +13,7 @@
 #include "kgstore.h"
 
 #define KG_WORKLOAD_GETS 100000 /* get_entity lookups */
-#define KG_WORKLOAD_PAIRS 100   /* find_paths pairs */
+#define KG_WORKLOAD_PAIRS 100   /* find_paths pairs, in each of the two sets */
 #define KG_WORKLOAD_QUERIES 100 /* vector queries (dim > 0) */
 
 typedef struct kg_workload {
@@ -24,7 +24,9 @@ typedef struct kg_workload {
 	kg_relation *rels; /* 3n */
 	uint32_t *gets;    /* KG_WORKLOAD_GETS entity indexes */
 	const char **get_ids; /* the same as ids, read in order by the timed loop */
-	uint32_t *pair_src, *pair_dst; /* KG_WORKLOAD_PAIRS each */
+	uint32_t *pair_src, *pair_dst; /* KG_WORKLOAD_PAIRS each: random pairs */
+	uint32_t *reach_src, *reach_dst; /* KG_WORKLOAD_PAIRS each: pairs joined by a
+	                                    walk of 2-5 steps (drawn last) */
 	float *queries;    /* KG_WORKLOAD_QUERIES * dim */
 	char *arena;
 	float *embeddings; /* n * dim */

@@ -10,6 +10,7 @@
 
 #include "harness.h"
 #include "kgstore.h"
+#include "kgstore/io.h"
 #include "pg_common.h"
 
 static const char *g_uri;
@@ -35,6 +36,108 @@ static void uri_as(char *out, size_t cap, const char *user, const char *extra)
 		snprintf(u, sizeof(base) - (size_t)(u - base), "user=%s%s", user, rest);
 	}
 	pgt_uri(out, cap, base, extra);
+}
+
+/* "acme,globex" from kg_list_tenants; "" if it failed. */
+static int tenants_of(kg_store *s, char *out, size_t cap)
+{
+	char **t = NULL;
+	size_t n = 0;
+	int rc = kg_list_tenants(s, &t, &n);
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; rc == KG_OK && i < n; i++)
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? "," : "", t[i]);
+	free(t);
+	return rc;
+}
+
+/*
+ * A role that does not own the tables sees no other tenant's rows; listing
+ * tenants must still see them all (through the owner's kg_list_tenants()),
+ * or fail: a migration or verify as that role must never skip tenants and
+ * call the copy complete.
+ */
+static void check_tenants_as_non_owner(PGconn *admin, const char *app_uri)
+{
+	char val[256];
+	kg_store *app = NULL, *owner = NULL, *dst = NULL;
+	CHECK_OK(app, kg_open(app_uri, &app));
+	if (!app)
+		return;
+	CHECK_OK(app, tenants_of(app, val, sizeof(val)));
+	CHECK_STR(val, "acme,globex");
+
+	/* Migrate as that role: every tenant arrives, verified. */
+	CHECK_OK(dst, kg_open("memory:", &dst));
+	kg_migrate_result res;
+	CHECK(kg_migrate(app, dst, NULL, &res) == KG_OK);
+	CHECK(res.verified == 1);
+	CHECK(res.namespaces == 3);
+	CHECK_OK(dst, tenants_of(dst, val, sizeof(val)));
+	CHECK_STR(val, "acme,globex");
+	kg_store *dst_acme = NULL;
+	CHECK_OK(dst, kg_tenant(dst, "acme", &dst_acme));
+	kg_stats *st = NULL;
+	CHECK_OK(dst_acme, kg_get_stats(dst_acme, &st));
+	CHECK(st && st->entity_count == 5);
+	kg_stats_free(st);
+	kg_close(dst_acme);
+	kg_verify_result vr;
+	CHECK(kg_verify(app, dst, NULL, &vr) == KG_OK && vr.equal == 1);
+
+	/* Without the lister (a DBA revoked it): listing, verify and migrate
+	 * fail and say why; nothing is reported equal. */
+	CHECK(pgt_exec(admin, "REVOKE EXECUTE ON FUNCTION kg_rls.kg_list_tenants() FROM PUBLIC"));
+	CHECK_RC(app, tenants_of(app, val, sizeof(val)), KG_EUNSUPPORTED);
+	CHECK(strstr(kg_errmsg(app), "kg_list_tenants") != NULL);
+	CHECK(strstr(kg_errmsg(app), "row-level security") != NULL);
+	CHECK(kg_verify(app, dst, NULL, &vr) == KG_EUNSUPPORTED && vr.equal == 0);
+	kg_close(dst);
+	dst = NULL;
+	CHECK_OK(dst, kg_open("memory:", &dst));
+	CHECK(kg_migrate(app, dst, NULL, &res) == KG_EUNSUPPORTED && res.verified == 0);
+	CHECK(strstr(res.errmsg, "kg_list_tenants") != NULL);
+	CHECK(pgt_exec(admin, "GRANT EXECUTE ON FUNCTION kg_rls.kg_list_tenants() TO PUBLIC"));
+
+	/* Tables made before the lister existed: a non-owner still opens them
+	 * (and cannot list); the owner's next opening adds the lister. */
+	CHECK(pgt_exec(admin, "DROP FUNCTION kg_rls.kg_list_tenants()"));
+	kg_close(app);
+	app = NULL;
+	CHECK_OK(app, kg_open(app_uri, &app));
+	if (app)
+		CHECK_RC(app, tenants_of(app, val, sizeof(val)), KG_EUNSUPPORTED);
+	char owner_uri[2048];
+	pgt_uri(owner_uri, sizeof(owner_uri), g_uri, "tenancy=rls&schema=kg_rls");
+	CHECK_OK(owner, kg_open(owner_uri, &owner));
+	CHECK(pgt_value(admin, "SELECT to_regprocedure('kg_rls.kg_list_tenants()') IS NOT NULL", val, sizeof(val)));
+	CHECK_STR(val, "t");
+	if (app) {
+		CHECK_OK(app, tenants_of(app, val, sizeof(val)));
+		CHECK_STR(val, "acme,globex");
+	}
+
+	/* Row security forced on an owner without BYPASSRLS: nobody can see
+	 * every tenant, so listing fails rather than answer short. */
+	pgt_exec(admin, "DROP ROLE IF EXISTS kg_rls_owner");
+	CHECK(pgt_exec(admin, "CREATE ROLE kg_rls_owner NOSUPERUSER NOBYPASSRLS"));
+	CHECK(pgt_exec(admin, "GRANT USAGE ON SCHEMA kg_rls TO kg_rls_owner"));
+	CHECK(pgt_exec(admin, "ALTER TABLE kg_rls.graph_entities OWNER TO kg_rls_owner"));
+	CHECK(pgt_exec(admin, "ALTER TABLE kg_rls.graph_entities FORCE ROW LEVEL SECURITY"));
+	CHECK(pgt_exec(admin, "ALTER FUNCTION kg_rls.kg_list_tenants() OWNER TO kg_rls_owner"));
+	if (app) {
+		CHECK_RC(app, tenants_of(app, val, sizeof(val)), KG_EUNSUPPORTED);
+		CHECK(strstr(kg_errmsg(app), "FORCE ROW LEVEL SECURITY") != NULL);
+	}
+	CHECK(pgt_exec(admin, "ALTER TABLE kg_rls.graph_entities NO FORCE ROW LEVEL SECURITY"));
+	CHECK(pgt_exec(admin, "ALTER TABLE kg_rls.graph_entities OWNER TO postgres"));
+	CHECK(pgt_exec(admin, "ALTER FUNCTION kg_rls.kg_list_tenants() OWNER TO postgres"));
+	CHECK(pgt_exec(admin, "REVOKE ALL ON SCHEMA kg_rls FROM kg_rls_owner"));
+	CHECK(pgt_exec(admin, "DROP ROLE kg_rls_owner"));
+	kg_close(owner);
+	kg_close(dst);
+	kg_close(app);
 }
 
 static void test_rls(void)
@@ -153,6 +256,7 @@ static void test_rls(void)
 		CHECK(pgt_value(admin, "SELECT count(*) FROM kg_rls.graph_relations", val, sizeof(val)));
 		CHECK_STR(val, "0"); /* both went with b2 */
 		kg_close(app_acme);
+		check_tenants_as_non_owner(admin, app_uri);
 		kg_close(as_app);
 	}
 	pgt_exec(admin, "REVOKE ALL ON ALL TABLES IN SCHEMA kg_rls FROM kg_rls_app");

@@ -1,6 +1,7 @@
 /* unit_workload.c - the benchmark generator matches WORKLOAD.md. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
@@ -58,9 +59,52 @@ static void test_generator(void)
 	kg_workload_free(&c);
 }
 
+/* The reachable pairs: the first five WORKLOAD.md gives at N = 10K, seed 42,
+ * each pair joined by a walk, and the other draws unmoved by them. */
+static void test_reachable_pairs(void)
+{
+	kg_workload w;
+	CHECK(kg_workload_generate(10000, 0, 42, &w) == 0);
+	static const uint32_t want[5][2] = { { 9026, 7031 }, { 5052, 7040 }, { 87, 1513 }, { 6725, 8901 }, { 1464, 2158 } };
+	for (int i = 0; i < 5; i++) {
+		CHECK(w.reach_src[i] == want[i][0]);
+		CHECK(w.reach_dst[i] == want[i][1]);
+	}
+	/* Every pair is a node to itself or joined within 5 edges: a BFS over
+	 * the relations by index. */
+	size_t m = 3 * w.n, joined = 0;
+	int8_t *dist = malloc(w.n);
+	uint32_t *src = malloc(m * sizeof(*src)), *dst = malloc(m * sizeof(*dst));
+	CHECK(dist && src && dst);
+	for (size_t j = 0; dist && src && dst && j < m; j++) {
+		src[j] = (uint32_t)atoi(w.rels[j].source_id + 1);
+		dst[j] = (uint32_t)atoi(w.rels[j].target_id + 1);
+	}
+	for (size_t q = 0; dist && src && dst && q < KG_WORKLOAD_PAIRS; q++) {
+		memset(dist, -1, w.n);
+		dist[w.reach_src[q]] = 0;
+		for (int d = 0; d < 5; d++) /* relax all edges once per level */
+			for (size_t j = 0; j < m; j++)
+				if (dist[src[j]] == d && dist[dst[j]] < 0)
+					dist[dst[j]] = (int8_t)(d + 1);
+		joined += dist[w.reach_dst[q]] >= 0;
+	}
+	CHECK(joined == KG_WORKLOAD_PAIRS);
+	free(dist);
+	free(src);
+	free(dst);
+	/* Drawn last: the random pairs and the lookups are those of the draws before. */
+	uint64_t st = 42;
+	for (size_t i = 0; i < w.n * 3 + 3 * w.n * 5; i++)
+		kg_splitmix64(&st);
+	CHECK(w.gets[0] == kg_splitmix64(&st) % w.n);
+	kg_workload_free(&w);
+}
+
 int main(void)
 {
 	RUN(test_first_entity);
 	RUN(test_generator);
+	RUN(test_reachable_pairs);
 	return th_summary("unit_workload");
 }

@@ -201,6 +201,27 @@ static const char *const RLS_TABLES[] = {
 	" WITH CHECK (tenant_id = current_setting('app.current_tenant_id', true))",
 };
 
+/*
+ * Row-level security hides every other tenant's rows from a role that does
+ * not own the tables, so such a role cannot list tenants by reading them
+ * (and a migration or a verify as that role would silently skip them all).
+ * The tables' owner bypasses the policies; this function runs as the owner
+ * (SECURITY DEFINER) and returns the tenant ids only, never rows. Any role
+ * with USAGE on the schema may call it (EXECUTE is PUBLIC by default; a
+ * DBA who wants tenant names hidden too revokes it, and listing then fails
+ * with a clear error). The search path is pinned so callers cannot swap in
+ * objects of their own.
+ */
+static const char TENANT_LISTER_NAME[] = "{P}{D}kg_list_tenants";
+static const char TENANT_LISTER[] =
+	"CREATE OR REPLACE FUNCTION {P}{D}kg_list_tenants() RETURNS SETOF text"
+	" LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $kg_list_tenants$"
+	" WITH RECURSIVE t(id) AS ("
+	"  SELECT min(tenant_id) FROM {E} WHERE tenant_id > ''"
+	"  UNION ALL"
+	"  SELECT (SELECT min(tenant_id) FROM {E} WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL)"
+	" SELECT id FROM t WHERE id IS NOT NULL $kg_list_tenants$";
+
 /* One query tells whether the tables are there and complete. */
 static const char *const CHECK_TABLES =
 	"SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL,"
@@ -218,10 +239,14 @@ static const char *const CHECK_TABLES =
 	"   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
 	"   WHERE c.oid IN (to_regclass($1), to_regclass($2)))),"
 	" $3::text IS NULL OR to_regclass($3) IS NOT NULL,"
-	" (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'kg_embedding_vector_sync')";
+	" (SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = 'kg_embedding_vector_sync'),"
+	" to_regprocedure($4) IS NOT NULL,"
+	" to_regclass($1) IS NULL OR pg_has_role((SELECT relowner FROM pg_class WHERE oid = to_regclass($1)), 'USAGE')";
 
 typedef struct table_state {
 	int have_ent, have_rel, ent_cols, rel_cols, weight_double, policies, seq_indexes, registry, vector_trigger;
+	int tenant_lister; /* kg_list_tenants() exists */
+	int owner;         /* this role owns the tables (or they do not exist yet) */
 } table_state;
 
 static int check_tables(kg_pg_conn *k, kg_call *c, const pg_tables *t, const char *registry, table_state *st)
@@ -231,6 +256,10 @@ static int check_tables(kg_pg_conn *k, kg_call *c, const pg_tables *t, const cha
 	pg_param_text(&p, t->ent);
 	pg_param_text(&p, t->rel);
 	pg_param_text(&p, registry);
+	char lister[512];
+	pg_sql(t, TENANT_LISTER_NAME, lister, sizeof(lister) - 2);
+	strcat(lister, "()");
+	pg_param_text(&p, lister);
 	PGresult *r = pg_exec(k, c, CHECK_TABLES, &p, &rc, "checking the kgstore tables");
 	if (!r)
 		return rc;
@@ -238,7 +267,7 @@ static int check_tables(kg_pg_conn *k, kg_call *c, const pg_tables *t, const cha
 	*st = (table_state){
 		pg_get_bool(r, 0, 0), pg_get_bool(r, 0, 1), (int)pg_get_int8(r, 0, 2), (int)pg_get_int8(r, 0, 3),
 		wt && !strcmp(wt, "double precision"), (int)pg_get_int8(r, 0, 5), (int)pg_get_int8(r, 0, 6),
-		pg_get_bool(r, 0, 7), (int)pg_get_int8(r, 0, 8),
+		pg_get_bool(r, 0, 7), (int)pg_get_int8(r, 0, 8), pg_get_bool(r, 0, 9), pg_get_bool(r, 0, 10),
 	};
 	PQclear(r);
 	return 0;
@@ -260,6 +289,11 @@ static int run_all(kg_pg_conn *k, kg_call *c, const pg_tables *t, const char *co
 static int state_complete(const table_state *st, int want_rls, int want_vector)
 {
 	if (want_vector && !st->vector_trigger)
+		return 0;
+	/* Only the owner can add the tenant lister to tables made by an older
+	 * kgstore; any other role works without it (listing tenants then fails
+	 * with a message saying so) rather than failing to open. */
+	if (want_rls && !st->tenant_lister && st->owner)
 		return 0;
 	return st->have_ent && st->have_rel && st->ent_cols == 2 && st->rel_cols == 2 && st->weight_double &&
 	       st->seq_indexes == 2 && (!want_rls || st->policies == 2) && st->registry;
@@ -314,6 +348,15 @@ int pg_schema_setup(pg_backend *pb, kg_pg_conn *k, kg_call *c, pg_tables *t, con
 	if (want_rls && st.policies != 2 &&
 	    (rc = run_all(k, c, t, RLS_TABLES, sizeof(RLS_TABLES) / sizeof(RLS_TABLES[0]))) < 0)
 		goto fail;
+	if (want_rls && !st.tenant_lister) {
+		const char *lister = TENANT_LISTER;
+		if (strstr(t->ent, "$kg_list_tenants$")) {
+			rc = kg_call_error(c, KG_EINVAL, "schema name %s cannot hold \"$kg_list_tenants$\"", t->schema);
+			goto fail;
+		}
+		if ((rc = run_all(k, c, t, &lister, 1)) < 0)
+			goto fail;
+	}
 	if (pb->pgvector && !st.vector_trigger && (rc = pg_vector_setup_tables(k, c, t)) < 0)
 		goto fail;
 	if (want_registry) {
@@ -411,6 +454,57 @@ static const char LIST_TENANTS_SHARED[] =
 	" SELECT (SELECT min(tenant_id) FROM {E} WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL)"
 	" SELECT id FROM t WHERE id IS NOT NULL";
 
+/*
+ * Shared tables: the query that lists every tenant for this role. Rows the
+ * role cannot see would make tenants vanish from the list, and a migration
+ * or verify would skip them without a word, so when row-level security
+ * applies to this role the list comes from kg_list_tenants() (run as the
+ * owner), and when that cannot see everything either, listing fails.
+ */
+static int rls_list_query(pg_backend *pb, pg_use *u, kg_call *c, char *sql, size_t cap)
+{
+	char lister[512];
+	int rc;
+	pg_sql(&pb->shared, TENANT_LISTER_NAME, lister, sizeof(lister) - 2);
+	strcat(lister, "()");
+	pg_params p = { 0 };
+	pg_param_text(&p, pb->shared.ent);
+	pg_param_text(&p, lister);
+	/* Row security applies to this role; the function exists and this role
+	 * may run it; the owner itself is subject to row security (FORCE ROW
+	 * LEVEL SECURITY, without BYPASSRLS). */
+	PGresult *r = pg_run(u, c,
+	                     "SELECT row_security_active(to_regclass($1)),"
+	                     " to_regprocedure($2) IS NOT NULL"
+	                     "  AND has_function_privilege(to_regprocedure($2), 'EXECUTE'),"
+	                     " (SELECT c.relforcerowsecurity AND NOT (o.rolsuper OR o.rolbypassrls)"
+	                     "  FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner WHERE c.oid = to_regclass($1))",
+	                     &p, &rc, "checking who may list tenants");
+	if (!r)
+		return rc;
+	int hidden = pg_get_bool(r, 0, 0), lister_ok = pg_get_bool(r, 0, 1), owner_hidden = pg_get_bool(r, 0, 2);
+	PQclear(r);
+	if (!hidden) {
+		pg_sql(&pb->shared, LIST_TENANTS_SHARED, sql, cap);
+		return 0;
+	}
+	if (owner_hidden)
+		return kg_call_error(c, KG_EUNSUPPORTED,
+		                     "cannot list tenants: row-level security is forced on %s for its owner too "
+		                     "(FORCE ROW LEVEL SECURITY), so no role can see every tenant; connect as a role "
+		                     "with BYPASSRLS, or ALTER TABLE ... NO FORCE ROW LEVEL SECURITY",
+		                     pb->shared.ent);
+	if (!lister_ok)
+		return kg_call_error(c, KG_EUNSUPPORTED,
+		                     "cannot list tenants: row-level security hides other tenants' rows from this role, "
+		                     "and the function %s() that lists them is missing or not executable by it; open "
+		                     "the store once as the tables' owner (kgstore init) to create it and GRANT EXECUTE "
+		                     "on it, or connect as the owner",
+		                     lister);
+	snprintf(sql, cap, "SELECT * FROM %s", lister);
+	return 0;
+}
+
 int pg_schema_list_tenants(pg_backend *pb, kg_call *c, char ***out, size_t *n)
 {
 	pg_use u;
@@ -426,7 +520,8 @@ int pg_schema_list_tenants(pg_backend *pb, kg_call *c, char ***out, size_t *n)
 		goto cleanup;
 	}
 	if (pb->tenancy != PG_TENANCY_SCHEMA) {
-		pg_sql(&pb->shared, LIST_TENANTS_SHARED, sql, cap);
+		if ((rc = rls_list_query(pb, &u, c, sql, cap)) < 0)
+			goto cleanup;
 		if (!(r = pg_run(&u, c, sql, NULL, &rc, "listing tenants")))
 			goto cleanup;
 		if (tenants_block(r, 0, NULL, out, n) < 0)
