@@ -714,6 +714,66 @@ static void test_escapes(void)
 	}
 }
 
+/* kg_verify tells two stores apart by any one field of one record: each
+ * change below, made to a copy, must make the stores differ. */
+static void test_verify_sees_every_field(void)
+{
+	static const float emb2[] = { 0.1f, -0.5f, 3.4028235e38f, 1.4e-45f, -0.0f, 0.3333334f };
+	for (int change = 0; change < 11; change++) {
+		kg_store *a = open_store("memory:"), *b = open_store("memory:");
+		if (!a || !b) {
+			kg_close(a);
+			kg_close(b);
+			return;
+		}
+		build_sample(a);
+		kg_migrate_result mr; /* an exact copy: timestamps and all */
+		CHECK_RC(NULL, kg_migrate(a, b, NULL, &mr), KG_OK);
+		CHECK_MSG(verify_equal(a, b), "change %d: two copies differ before the change", change);
+		kg_entity *e = NULL;
+		kg_relation *r = NULL;
+		CHECK_OK(b, kg_get_entity(b, "a", &e));
+		CHECK_OK(b, kg_get_relation(b, "r1", &r));
+		if (!e || !r) {
+			kg_entity_free(e);
+			kg_relation_free(r);
+			kg_close(a);
+			kg_close(b);
+			return;
+		}
+		kg_entity ce = *e;
+		kg_relation cr = *r;
+		ce.tenant_id = cr.tenant_id = NULL;
+		switch (change) {
+		case 0: cr.weight = 0.5; break;
+		case 1: cr.relation_type = "OTHER"; break;
+		case 2: cr.target_id = "a"; break;
+		case 3: cr.properties = "{\"since\": 2021, \"x\": [1, 2]}"; break;
+		case 4: cr.source = "other"; break;
+		case 5: cr.updated_at += 1; break;
+		case 6: ce.entity_type = "Robot"; break;
+		case 7: ce.embedding = emb2; break; /* the last float differs a little */
+		case 8: ce.properties = "{\"name\": \"other\"}"; break;
+		case 9: ce.source = "src-2"; break;
+		case 10: ce.created_at += 1; break;
+		}
+		if (change <= 5)
+			CHECK_OK(b, kg_update_relation(b, &cr));
+		else if (change == 10) { /* created_at is kept by updates: write the entity anew */
+			CHECK_OK(b, kg_delete_entity(b, "a"));
+			CHECK_OK(b, kg_add_entity(b, &ce));
+		} else
+			CHECK_OK(b, kg_update_entity(b, &ce));
+		kg_verify_result v;
+		CHECK_RC(NULL, kg_verify(a, b, NULL, &v), KG_OK);
+		CHECK_MSG(!v.equal, "change %d made no difference to kg_verify", change);
+		kg_entity_free(e);
+		kg_relation_free(r);
+		kg_close(a);
+		kg_close(b);
+	}
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/kg_io_formats_XXXXXX");
@@ -736,6 +796,7 @@ int main(void)
 	RUN(test_progress);
 	RUN(test_stream_export);
 	RUN(test_escapes);
+	RUN(test_verify_sees_every_field);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
