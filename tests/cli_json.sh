@@ -84,6 +84,7 @@ check relation "'r\\\\1\"'" "'R\\\\'" "'d\\\\'" "'rs\\\\'" "'\\\\'" -- "$KG" -s 
 check neighbors "'d\\\\'" "'k\\\\'" -- "$KG" -s "$db" neighbors "$A" --json
 check paths "'a\\\\b\"c \\u00e9'" "'d\\\\'" "'r\\\\1\"'" -- "$KG" -s "$db" paths "$A" 'd\' --json
 check list "'a\\\\b\"c \\u00e9'" "'d\\\\'" -- "$KG" -s "$db" list --json
+check list-offset "'d\\\\'" -- "$KG" -s "$db" list --limit 1 --offset 1 --json
 check search "'a\\\\b\"c \\u00e9'" -- "$KG" -s "$db" search fox --json
 check stats "'T\\\\\"y'" "'R\\\\'" -- "$KG" -s "$db" stats --json
 
