@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libjansson-dev libsqlite3-dev sqlite3
       libpq-dev zlib1g-dev postgresql-15 wordnet-base valgrind
-      python3 python3-dev python3-pytest)
+      python3 python3-dev python3-pytest lcov)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,13 @@ if(TARGET kgstore_cli AND KG_SQLITE_SOURCES)
   set_tests_properties(cli_commands PROPERTIES TIMEOUT 900)
 endif()
 
+# --json output is JSON whatever the strings hold (needs python3 and SQLite).
+if(TARGET kgstore_cli AND KG_SQLITE_SOURCES)
+  add_test(NAME cli_json
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/cli_json.sh $<TARGET_FILE:kgstore_cli>
+                   ${CMAKE_CURRENT_BINARY_DIR}/cli_json)
+endif()
+
 # cmake --install, then a program outside the tree builds with pkg-config
 # (not in the sanitizer build: a plain cc program cannot load an ASan library).
 if(NOT KG_SANITIZE)

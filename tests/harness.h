@@ -37,6 +37,25 @@ static const char *th_current = "";
 
 #define CHECK_OK(store, call) CHECK_RC(store, call, 0)
 
+/* A check whose failure message is written out (printf-style). */
+#define CHECK_MSG(cond, ...)                                                \
+	do {                                                                    \
+		if (cond)                                                           \
+			th_passed++;                                                    \
+		else                                                                \
+			CHECK_FAIL(__VA_ARGS__);                                        \
+	} while (0)
+
+/* A failed check with a message of its own, e.g. for a set-up that did not
+ * work: a test that cannot set up has failed, it has not passed. */
+#define CHECK_FAIL(...)                                                     \
+	do {                                                                    \
+		th_failed++;                                                        \
+		fprintf(stderr, "FAIL %s:%d [%s]: ", __FILE__, __LINE__, th_current); \
+		fprintf(stderr, __VA_ARGS__);                                       \
+		fputc('\n', stderr);                                                \
+	} while (0)
+
 #define CHECK_STR(a, b)                                                     \
 	do {                                                                    \
 		const char *a_ = (a), *b_ = (b);                                    \

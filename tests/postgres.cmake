@@ -42,4 +42,10 @@ if(KG_PG_SOURCES)
     set_tests_properties(${name}_cleanup ${name}_cleanup_standby PROPERTIES FIXTURES_CLEANUP ${name}_srv)
     set_tests_properties(${name} PROPERTIES FIXTURES_SETUP ${name}_srv TIMEOUT 600)
   endforeach()
+
+  # Fault injection (unit_faults) on the PostgreSQL backend as well.
+  if(TARGET unit_faults)
+    set_tests_properties(unit_faults PROPERTIES FIXTURES_REQUIRED postgres_server
+      ENVIRONMENT "KG_TEST_PG_URI=${KG_PG_URI}&schema=kg_faults&min_pool_size=1")
+  endif()
 endif()

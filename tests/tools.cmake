@@ -11,8 +11,15 @@ if(TARGET unit_io_roundtrip AND KG_PG_SOURCES)
     FIXTURES_REQUIRED postgres_server
     ENVIRONMENT "KG_TEST_PG_URI=${KG_PG_URI}&schema=kg_io_roundtrip")
 endif()
-# The measuring program reads the benchmark workload's generator.
+# The measuring program reads the benchmark workload's generator; under
+# ctest its PostgreSQL leg (bulk insert, migration, verify) runs against the
+# test server, in a schema of its own.
 if(TARGET unit_io_bench)
   target_sources(unit_io_bench PRIVATE ${CMAKE_SOURCE_DIR}/bench/workload.c)
   target_include_directories(unit_io_bench PRIVATE ${CMAKE_SOURCE_DIR}/bench)
+  if(KG_PG_SOURCES)
+    set_tests_properties(unit_io_bench PROPERTIES
+      FIXTURES_REQUIRED postgres_server
+      ENVIRONMENT "KG_TEST_PG_URI=${KG_PG_URI}&schema=kg_io_bench")
+  endif()
 endif()

@@ -629,6 +629,32 @@ static void test_request_errors_never_switch(void)
 	ctl_destroy(&k);
 }
 
+/* A primary that answers a replayed record with a lock timeout (KG_EBUSY)
+ * is busy, not refusing it: the replay stops and the record stays in the
+ * journal for the next one, never in the .rejected file. */
+static void test_replay_busy_retries(void)
+{
+	char j[512], err[512];
+	ctl k;
+	kg_store *s = open_fresh(&k, j, sizeof(j), "busy.journal", 1, NULL);
+	if (!s)
+		return;
+	set_down(&k, 1);
+	CHECK_OK(s, add(s, "b", "{\"v\": 1}")); /* switches; journaled */
+	CHECK(status_of(s).pending == 1);
+	set_down(&k, 0);
+	fail_next(&k, 4, KG_EBUSY);
+	kg_degrade_try_recover(s, err, sizeof(err)); /* busy: may stop anywhere */
+	fail_next(&k, 0, 0);
+	CHECK_OK(s, kg_degrade_try_recover(s, err, sizeof(err)));
+	kg_degrade_status st = status_of(s);
+	CHECK(st.state == KG_DEGRADE_NORMAL && st.pending == 0);
+	CHECK(st.rejected == 0);
+	CHECK(props_are(k.inner, "b", "{\"v\": 1}"));
+	kg_close(s);
+	ctl_destroy(&k);
+}
+
 static void test_replay_order(void)
 {
 	char j[512];
@@ -1414,6 +1440,7 @@ int main(void)
 	}
 	RUN(test_switching);
 	RUN(test_request_errors_never_switch);
+	RUN(test_replay_busy_retries);
 	RUN(test_replay_order);
 	RUN(test_conflicts);
 	RUN(test_reject_copy_fails);

@@ -4,6 +4,7 @@
  * their entities, tenants, filters, counts, deferred relations spilled to a
  * temporary file, and progress. Every round trip is checked with kg_verify.
  */
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,11 +75,13 @@ static void build_sample(kg_store *s)
 	kg_close(t);
 }
 
+/* A store to test with; a store that does not open is a failed check (the
+ * case then returns without asserting anything else). */
 static kg_store *open_store(const char *uri)
 {
 	kg_store *s = NULL;
 	if (kg_open(uri, &s) != KG_OK) {
-		fprintf(stderr, "open %s: %s\n", uri, s ? kg_errmsg(s) : "?");
+		CHECK_FAIL("open %s: %s", uri, s ? kg_errmsg(s) : "?");
 		kg_close(s);
 		return NULL;
 	}
@@ -563,6 +566,214 @@ static void test_stream_export(void)
 	kg_close(src);
 }
 
+/* Strings that JSON must escape, in every field written as a JSON string:
+ * ids, types, endpoints, sources and tenants (backslashes, quotes, control
+ * characters, non-ASCII), and in property values. */
+#define ESC_ID "a\\b\"c \xc3\xa9\xf0\x9f\x98\x80 \\u0041"
+#define ESC_ID2 "\\\\server\\share\\"
+#define ESC_TYPE "T\\\"y\\pe\""
+#define ESC_SOURCE "line1\nline2\ttab\r\x01\x1f\x7f back\\slash \"q\" \xe2\x82\xac"
+#define ESC_PROPS "{\"p\": \"back\\\\slash \\\"q\\\" \\u0001\\u001f\\n\\t \xc3\xa9\", \"k\\\\ey\": [\"\\\\\"]}"
+#define ESC_REL "r\\1\" x"
+#define ESC_TENANT "esc_t-1"
+
+static void escapes_build(kg_store *s)
+{
+	kg_entity e[2] = { KG_ENTITY_INIT, KG_ENTITY_INIT };
+	e[0].id = ESC_ID, e[0].entity_type = ESC_TYPE, e[0].properties = ESC_PROPS, e[0].source = ESC_SOURCE;
+	e[1].id = ESC_ID2, e[1].entity_type = "Plain\\";
+	CHECK_OK(s, kg_add_entities(s, e, 2, 0, NULL));
+	kg_relation r = KG_RELATION_INIT;
+	r.id = ESC_REL, r.relation_type = "R\\\"", r.source_id = ESC_ID, r.target_id = ESC_ID2;
+	r.properties = ESC_PROPS, r.source = ESC_SOURCE;
+	CHECK_OK(s, kg_add_relation(s, &r));
+	kg_store *t = NULL;
+	CHECK_OK(s, kg_tenant(s, ESC_TENANT, &t));
+	if (t) {
+		CHECK_OK(t, kg_add_entities(t, e, 2, 0, NULL));
+		CHECK_OK(t, kg_add_relation(t, &r));
+	}
+	kg_close(t);
+}
+
+/* Every string value anywhere in a JSON document, for looking up. */
+static void collect_strings(json_t *v, const char **out, size_t *n, size_t cap)
+{
+	if (json_is_string(v) && *n < cap) {
+		out[(*n)++] = json_string_value(v);
+	} else if (json_is_object(v)) {
+		const char *key;
+		json_t *x;
+		json_object_foreach(v, key, x)
+		{
+			if (*n < cap)
+				out[(*n)++] = key;
+			collect_strings(x, out, n, cap);
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x)
+		collect_strings(x, out, n, cap);
+	}
+}
+
+static int has_string(const char *const *strs, size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(strs[i], want))
+			return 1;
+	return 0;
+}
+
+static void test_escapes(void)
+{
+	static const char *const fields[] = { ESC_ID, ESC_ID2, ESC_TYPE, ESC_SOURCE, ESC_REL, ESC_TENANT, "R\\\"", "Plain\\",
+		                                  "back\\slash \"q\" \x01\x1f\n\t \xc3\xa9", "k\\ey", "\\" };
+	const char *names[] = { "esc.jsonl", "esc.json", "esc.jsonl.gz" };
+	for (int f = 0; f < 3; f++) {
+		kg_store *src = open_store("memory:");
+		kg_store *dst = open_store(f == 1 ? "sqlite::memory:" : "memory:");
+		if (!src || !dst) {
+			kg_close(src);
+			kg_close(dst);
+			continue;
+		}
+		escapes_build(src);
+		char path[512];
+		path_of(path, sizeof path, names[f]);
+		kg_export_options eo = KG_EXPORT_OPTIONS_INIT;
+		eo.all_tenants = 1;
+		kg_export_result er;
+		CHECK_RC(NULL, kg_export(src, path, &eo, &er), KG_OK);
+		CHECK(er.entity_count == 4 && er.relation_count == 2);
+		/* The file is JSON (each line, for JSONL) holding the very strings. */
+		if (f != 2) {
+			const char *strs[512];
+			size_t n = 0;
+			json_t *docs[16];
+			size_t nd = 0;
+			json_error_t jerr;
+			if (f == 1) {
+				docs[nd] = json_load_file(path, 0, &jerr);
+				CHECK_MSG(docs[nd] != NULL, "%s is not JSON: line %d: %s", path, jerr.line, jerr.text);
+				if (docs[nd])
+					nd++;
+			} else {
+				FILE *in = fopen(path, "r");
+				char line[8192];
+				CHECK(in != NULL);
+				while (in && fgets(line, sizeof line, in) && nd < 16) {
+					docs[nd] = json_loads(line, 0, &jerr);
+					CHECK_MSG(docs[nd] != NULL, "%s: a line is not JSON (%s): %s", path, jerr.text, line);
+					if (docs[nd])
+						nd++;
+				}
+				if (in)
+					fclose(in);
+				CHECK(nd == 6);
+			}
+			for (size_t i = 0; i < nd; i++)
+				collect_strings(docs[i], strs, &n, 512);
+			for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+				CHECK_MSG(has_string(strs, n, fields[i]), "%s: the string #%zu is not in the file as it was", path, i);
+			for (size_t i = 0; i < nd; i++)
+				json_decref(docs[i]);
+		}
+		/* And it reads back: the same store, field by field. */
+		kg_import_result ir;
+		int rc = kg_import(dst, er.filepath, NULL, &ir);
+		CHECK_MSG(rc == KG_OK, "import %s: %s", er.filepath, ir.errmsg);
+		CHECK(verify_equal(src, dst));
+		kg_store *t = NULL;
+		CHECK_OK(dst, kg_tenant(dst, ESC_TENANT, &t));
+		kg_entity *e = NULL;
+		kg_relation *r = NULL;
+		if (t) {
+			CHECK_OK(t, kg_get_entity(t, ESC_ID, &e));
+			if (e) {
+				CHECK_STR(e->entity_type, ESC_TYPE);
+				CHECK_STR(e->source, ESC_SOURCE);
+				json_t *a = json_loads(e->properties, 0, NULL), *b = json_loads(ESC_PROPS, 0, NULL);
+				CHECK(a && b && json_equal(a, b));
+				json_decref(a);
+				json_decref(b);
+			}
+			kg_entity_free(e);
+			CHECK_OK(t, kg_get_relation(t, ESC_REL, &r));
+			if (r) {
+				CHECK_STR(r->source_id, ESC_ID);
+				CHECK_STR(r->target_id, ESC_ID2);
+				CHECK_STR(r->source, ESC_SOURCE);
+			}
+			kg_relation_free(r);
+		}
+		kg_close(t);
+		kg_close(src);
+		kg_close(dst);
+	}
+}
+
+/* kg_verify tells two stores apart by any one field of one record: each
+ * change below, made to a copy, must make the stores differ. */
+static void test_verify_sees_every_field(void)
+{
+	static const float emb2[] = { 0.1f, -0.5f, 3.4028235e38f, 1.4e-45f, -0.0f, 0.3333334f };
+	for (int change = 0; change < 11; change++) {
+		kg_store *a = open_store("memory:"), *b = open_store("memory:");
+		if (!a || !b) {
+			kg_close(a);
+			kg_close(b);
+			return;
+		}
+		build_sample(a);
+		kg_migrate_result mr; /* an exact copy: timestamps and all */
+		CHECK_RC(NULL, kg_migrate(a, b, NULL, &mr), KG_OK);
+		CHECK_MSG(verify_equal(a, b), "change %d: two copies differ before the change", change);
+		kg_entity *e = NULL;
+		kg_relation *r = NULL;
+		CHECK_OK(b, kg_get_entity(b, "a", &e));
+		CHECK_OK(b, kg_get_relation(b, "r1", &r));
+		if (!e || !r) {
+			kg_entity_free(e);
+			kg_relation_free(r);
+			kg_close(a);
+			kg_close(b);
+			return;
+		}
+		kg_entity ce = *e;
+		kg_relation cr = *r;
+		ce.tenant_id = cr.tenant_id = NULL;
+		switch (change) {
+		case 0: cr.weight = 0.5; break;
+		case 1: cr.relation_type = "OTHER"; break;
+		case 2: cr.target_id = "a"; break;
+		case 3: cr.properties = "{\"since\": 2021, \"x\": [1, 2]}"; break;
+		case 4: cr.source = "other"; break;
+		case 5: cr.updated_at += 1; break;
+		case 6: ce.entity_type = "Robot"; break;
+		case 7: ce.embedding = emb2; break; /* the last float differs a little */
+		case 8: ce.properties = "{\"name\": \"other\"}"; break;
+		case 9: ce.source = "src-2"; break;
+		case 10: ce.created_at += 1; break;
+		}
+		if (change <= 5)
+			CHECK_OK(b, kg_update_relation(b, &cr));
+		else if (change == 10) { /* created_at is kept by updates: write the entity anew */
+			CHECK_OK(b, kg_delete_entity(b, "a"));
+			CHECK_OK(b, kg_add_entity(b, &ce));
+		} else
+			CHECK_OK(b, kg_update_entity(b, &ce));
+		kg_verify_result v;
+		CHECK_RC(NULL, kg_verify(a, b, NULL, &v), KG_OK);
+		CHECK_MSG(!v.equal, "change %d made no difference to kg_verify", change);
+		kg_entity_free(e);
+		kg_relation_free(r);
+		kg_close(a);
+		kg_close(b);
+	}
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/kg_io_formats_XXXXXX");
@@ -584,6 +795,8 @@ int main(void)
 	RUN(test_csv);
 	RUN(test_progress);
 	RUN(test_stream_export);
+	RUN(test_escapes);
+	RUN(test_verify_sees_every_field);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

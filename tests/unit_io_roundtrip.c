@@ -26,7 +26,7 @@ static kg_store *open_uri(const char *uri)
 {
 	kg_store *s = NULL;
 	if (kg_open(uri, &s)) {
-		fprintf(stderr, "open %s: %s\n", uri, s ? kg_errmsg(s) : "");
+		CHECK_FAIL("open %s: %s", uri, s ? kg_errmsg(s) : "");
 		kg_close(s);
 		return NULL;
 	}

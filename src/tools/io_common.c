@@ -137,6 +137,15 @@ static int start_gzip(kgio_writer *w, int level)
 	return 0;
 }
 
+/* The writer's buffer; KG_ENOMEM with the message in w->err. */
+static int writer_buffer(kgio_writer *w)
+{
+	if (kgio_buf_reserve(&w->buf, WRITER_CHUNK) == 0)
+		return 0;
+	kgio_setmsg(w->err, sizeof w->err, "out of memory for a write buffer of %d bytes", (int)WRITER_CHUNK);
+	return KG_ENOMEM;
+}
+
 int kgio_writer_open(kgio_writer *w, const char *path, int gzip, int level)
 {
 	memset(w, 0, sizeof *w);
@@ -151,7 +160,7 @@ int kgio_writer_open(kgio_writer *w, const char *path, int gzip, int level)
 		kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on %s", path);
 		return KG_EIO;
 	}
-	return kgio_buf_reserve(&w->buf, WRITER_CHUNK);
+	return writer_buffer(w);
 }
 
 int kgio_writer_from_stream(kgio_writer *w, FILE *f, int gzip, int level)
@@ -163,7 +172,7 @@ int kgio_writer_from_stream(kgio_writer *w, FILE *f, int gzip, int level)
 		kgio_setmsg(w->err, sizeof w->err, "cannot start gzip on the output stream");
 		return KG_EIO;
 	}
-	return kgio_buf_reserve(&w->buf, WRITER_CHUNK);
+	return writer_buffer(w);
 }
 
 int kgio_writer_flush(kgio_writer *w)

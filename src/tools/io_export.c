@@ -337,6 +337,7 @@ int kg_export(kg_store *s, const char *path, const kg_export_options *opts, kg_e
 	if (rc) {
 		kgio_setmsg(res->errmsg, sizeof res->errmsg, "%s", w.err);
 		kgio_writer_close(&w);
+		remove(tmp); /* created before the failure */
 		return rc;
 	}
 	rc = export_to(s, &w, fmt, opts, res);

@@ -799,7 +799,11 @@ static int check_thread(sq_backend *sb, kg_call *c)
 }
 
 /* Takes the writer connection for one call (or confirms the transaction
- * holds it), waiting up to the timeout for another handle's transaction. */
+ * holds it), waiting up to the timeout for another handle's transaction.
+ * Another call holding the writer is waited for without a limit: it ends
+ * on its own, and under load (several threads taking turns on one
+ * connection, as `:memory:` does for reads too) a limit there failed
+ * calls with KG_EBUSY though no transaction was in the way. */
 static int writer_acquire(sq_backend *sb, kg_call *c)
 {
 	int rc = check_thread(sb, c);
@@ -811,16 +815,24 @@ static int writer_acquire(sq_backend *sb, kg_call *c)
 		return kg_call_error(c, KG_EINVAL, "this transaction has already ended; start a new one with kg_begin");
 	}
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += (time_t)sb->timeout;
-	until.tv_nsec += (long)((sb->timeout - floor(sb->timeout)) * 1e9);
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	int timed_out = 0;
-	while (!timed_out && (sb->writer_busy || (sb->active_txn && sb->active_txn != c->txn)))
+	int deadline = 0, timed_out = 0;
+	while (!timed_out && (sb->writer_busy || (sb->active_txn && sb->active_txn != c->txn))) {
+		if (!(sb->active_txn && sb->active_txn != c->txn)) {
+			pthread_cond_wait(&sb->wcond, &sb->wlock);
+			continue;
+		}
+		if (!deadline) { /* the timeout runs from the first sight of the transaction */
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_sec += (time_t)sb->timeout;
+			until.tv_nsec += (long)((sb->timeout - floor(sb->timeout)) * 1e9);
+			if (until.tv_nsec >= 1000000000L) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000L;
+			}
+			deadline = 1;
+		}
 		timed_out = pthread_cond_timedwait(&sb->wcond, &sb->wlock, &until) != 0;
+	}
 	if (sb->writer_busy || (sb->active_txn && sb->active_txn != c->txn)) {
 		pthread_mutex_unlock(&sb->wlock);
 		return kg_call_error(c, KG_EBUSY, "the SQLite store %s is busy with an open transaction of another handle "
